@@ -1,0 +1,133 @@
+"""pmoves.fleet.hardware_facts and playbooks/discover.yml driven through the real ansible CLIs.
+
+The fake nvidia-smi / nvpmodel / sysctl / system_profiler (tests/doubles/bin, test doubles) are
+first on PATH; they serve the captures of the sysroot the module is pointed at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+HW = REPO / "tests" / "fixtures" / "hardware"
+DOUBLES = REPO / "tests" / "doubles" / "bin"
+
+pytestmark = pytest.mark.integration
+
+
+def ansible_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{DOUBLES}:{VENV_BIN}:/usr/bin:/bin",
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"),  # keep the repo's cache clean
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+            "ANSIBLE_NOCOLOR": "1",
+        }
+    )
+    env.pop("PMOVES_FAKE_HARDWARE_DIR", None)
+    return env
+
+
+def run_module(tmp_path: Path, args: str) -> dict:
+    env = ansible_env(tmp_path)
+    env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={PYTHON}", "-m", "pmoves.fleet.hardware_facts", "-a", args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result, _end = json.JSONDecoder().raw_decode(proc.stdout)  # the timer callback prints after the JSON
+    return result["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "node_class", "library", "gpu_names"),
+    [
+        ("rtx5090-3090ti-workstation", "gpu", "cuda_v13", ["NVIDIA GeForce RTX 5090", "NVIDIA GeForce RTX 3090 Ti"]),
+        ("jetson-agx-orin-r36.4.4", "edge", "jetpack6", ["Orin (nvgpu)"]),
+        ("jetson-agx-thor-r38.2", "edge", "cuda_v13", ["NVIDIA Thor"]),
+        ("strix-halo-xdna", "apu", "rocm", ["AMD Radeon 8060S Graphics"]),
+        ("mac-mini-m4-pro", "apu", "cpu", ["Apple M4 Pro"]),
+        ("broken-driver", "cpu", "cpu", []),
+    ],
+)
+def test_module_over_fixture(tmp_path: Path, fixture: str, node_class: str, library: str, gpu_names: list[str]) -> None:
+    host = run_module(tmp_path, f"sysroot={HW / fixture} use_nvml=false")
+    assert host["changed"] is False
+    facts = host["ansible_facts"]["pmoves_hardware"]
+    assert facts["node_class"] == node_class
+    assert facts["ollama_library"] == library
+    assert [g["name"] for g in facts["gpus"]] == gpu_names
+
+
+def test_module_check_mode_and_nvml_default(tmp_path: Path) -> None:
+    """Default use_nvml=true with nvidia-ml-py installed but no driver: warning, then nvidia-smi."""
+    env_args = f"sysroot={HW / 'rtx-pro-4000'}"
+    host = run_module(tmp_path, env_args)
+    facts = host["ansible_facts"]["pmoves_hardware"]
+    assert facts["nvidia"]["source"] == "nvidia-smi"
+    assert facts["hardware_profile"]["name"] == "rtx-pro-4000"
+    assert any(w.startswith("NVML:") for w in facts["warnings"])
+
+
+def test_module_rejects_missing_sysroot(tmp_path: Path) -> None:
+    env = ansible_env(tmp_path)
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={PYTHON}", "-m", "pmoves.fleet.hardware_facts",
+         "-a", f"sysroot={tmp_path / 'nope'}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "is not a directory" in proc.stdout
+
+
+def test_discover_playbook(tmp_path: Path) -> None:
+    """discover.yml: per-host sysroots, one summary line per host, an unreachable declared host tolerated,
+    facts cached so a --limit rerun still sees every host."""
+    inventory = tmp_path / "inventory.yml"
+    declared = {"schema": 1, "node_class": "cpu", "accelerator": "none", "gpus": [], "memory_mb": 4096,
+                "arch": "x86_64", "cpu": {"model": "declared", "cores": 2}}  # fmt: skip
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {
+                        "ws": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(HW / "rtx5090-3090ti-workstation")},
+                        "orin": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(HW / "jetson-agx-orin-r36.4.4")},
+                        "gone": {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1,
+                                 "ansible_ssh_common_args": "-o ConnectTimeout=2", "pmoves_hardware": declared},
+                    },
+                    "vars": {"ansible_python_interpreter": str(PYTHON)},
+                }
+            }
+        )
+    )  # fmt: skip
+    env = ansible_env(tmp_path)
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / "discover.yml")]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "ws: gpu | 2 GPU: NVIDIA GeForce RTX 5090 32607 MiB" in out
+    assert "orin: edge | 1 GPU: Orin (nvgpu)" in out and "JetPack 6.2.1 (L4T 36.4.4)" in out
+    assert "gone: UNREACHABLE, using the pmoves_hardware declared in inventory: cpu" in out
+    cache_files = [p for p in (tmp_path / "facts").iterdir() if p.name == "ws" or p.name.endswith("_ws")]
+    assert len(cache_files) == 1, list((tmp_path / "facts").iterdir())  # ansible-core 2.19 names it s1_ws
+    cached = json.loads(cache_files[0].read_text())
+    cached = json.loads(cached["__payload__"]) if "__payload__" in cached else cached
+    assert cached["pmoves_hardware"]["node_class"] == "gpu"
+    # rerun limited to one host: the other host's facts come from the cache
+    proc = subprocess.run([*cmd, "--limit", "orin"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fleet: gone=cpu orin=edge ws=gpu" in proc.stdout
