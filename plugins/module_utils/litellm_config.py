@@ -1,0 +1,291 @@
+"""LiteLLM proxy configuration from plan.json: one model group per planned model.
+
+Pure functions, no I/O: the gateway role (and the gateway tests) call
+:func:`build_litellm_config` with the plan, the Ollama URL of every node and the inventory's
+aliases / cloud models, and write the returned dict as the proxy's ``config.yaml``.
+
+What the generated config means (LiteLLM proxy, ``litellm --config``):
+
+* every model in ``plan["models"]`` with at least one placed replica becomes a *model group*
+  named like the plan (``qwen2.5:14b``); each replica is one deployment of the group,
+  ``ollama_chat/<name>`` (``ollama/<name>`` and ``model_info.mode: embedding`` for embedding
+  models) with ``api_base`` = the node's Ollama URL;
+* ``litellm_params.order`` is the replica's rank in ``placed`` (1 = primary, 2 = backup 1, ...):
+  the router sends traffic to the lowest ``order`` among the usable deployments, and when that
+  level fails after its retries it falls back to the next order level, then to the group's
+  ``fallbacks`` (LiteLLM "order-based fallbacks"): primary -> backup 1 -> backup 2 -> cloud,
+  seed 003's redundancy map;
+* aliases (``alias`` in the model catalog, seed 003 names such as ``S-LOC-FRE-nomic-embed-text``)
+  are ``router_settings.model_group_alias`` entries, so they are real model names for clients;
+* cloud models (seed 003 ``*-CLD-PAY-*``) are extra groups whose keys come from the environment
+  (``os.environ/NAME``) and serve as cross-group ``fallbacks`` where the inventory says so;
+* ``router_settings`` carries retries, cooldown and Redis (shared cooldown/usage state between
+  gateway workers and gateways, seed 002's Redis coordination); ``general_settings`` reads the
+  master key from the environment and turns on background health checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
+# roles/gateway/files/pmoves_gateway_auth.py, installed next to config.yaml: master key or 401.
+CUSTOM_AUTH = "pmoves_gateway_auth.user_api_key_auth"
+ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "latency-based-routing")
+_EMBED_NAME = re.compile(r"embed|^bge-|^e5-|^gte-|minilm", re.IGNORECASE)
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class GatewayConfigError(ValueError):
+    """The inputs cannot give a working gateway (message says what to fix)."""
+
+
+@dataclass(frozen=True)
+class RouterOptions:
+    """Reliability knobs of the LiteLLM router (``router_settings``)."""
+
+    routing_strategy: str = "simple-shuffle"
+    num_retries: int = 3  # attempts after the first failure, each picks a deployment again
+    allowed_fails: int = 1  # failures per minute before a deployment is cooled down
+    cooldown_time: int = 30  # seconds a failing deployment is skipped
+    timeout: int = 600  # seconds per request to a node (large models are slow)
+    retry_after: int = 0  # minimum seconds between retries
+    health_check_interval: int = 60  # seconds between background health checks (0 turns them off)
+    health_check_routing: bool = True  # skip deployments the last health check found down
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """Redis shared by the gateway's workers (cooldowns, usage) -- None means in-memory only."""
+
+    host: str
+    port: int = 6379
+    password_env: str | None = None  # env var holding the password, None for no password
+
+
+@dataclass(frozen=True)
+class CloudModel:
+    """A paid API model group (seed 003 ``XL-CLD-PAY-...``); its key stays in the environment."""
+
+    name: str
+    model: str  # LiteLLM model string, "openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"
+    api_key_env: str | None = None
+    api_base: str | None = None
+    mode: str = "chat"
+
+
+@dataclass
+class GatewayInputs:
+    plan: Mapping[str, Any]
+    node_urls: Mapping[str, str]  # host -> "http://10.77.0.2:11434"
+    aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> plan model name
+    cloud_models: Sequence[CloudModel] = ()
+    fallbacks: Mapping[str, Sequence[str]] = field(default_factory=dict)  # group -> [groups]
+    default_fallbacks: Sequence[str] = ()  # appended to every local chat group's fallbacks
+    embedding_models: Sequence[str] = ()  # force "embedding" mode for these names
+    router: RouterOptions = field(default_factory=RouterOptions)
+    redis: RedisOptions | None = None
+    custom_auth: str | None = CUSTOM_AUTH  # None: LiteLLM's own key check (400 for a wrong key without a DB)
+
+
+def normalise_model_name(name: str) -> str:
+    """``nomic-embed-text`` -> ``nomic-embed-text:latest`` (plan.json keys carry their tag)."""
+    name = name.strip()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def is_embedding_model(name: str, entry: Mapping[str, Any], forced: Sequence[str] = ()) -> bool:
+    """The plan's ``kind`` decides; without one, the name (``*embed*``, ``bge-m3``) does."""
+    if name in forced or normalise_model_name(name) in {normalise_model_name(f) for f in forced}:
+        return True
+    kind = entry.get("kind")
+    if kind and kind != "unknown":
+        return kind == "embedding"
+    return bool(_EMBED_NAME.search(name.split(":", 1)[0]))
+
+
+def _check_url(host: str, url: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", url or ""):
+        raise GatewayConfigError(f"node {host}: Ollama URL {url!r} is not an http(s) URL; "
+                                 "set it in pmoves_gateway_node_urls or the host's mesh address")
+    return url.rstrip("/")
+
+
+def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, str],
+                      embedding: bool) -> list[dict[str, Any]]:
+    """One deployment per replica, ``order`` = rank in ``placed`` (1 is the primary)."""
+    deployments = []
+    for rank, host in enumerate(hosts, start=1):
+        if host not in node_urls:
+            raise GatewayConfigError(f"model {name} is placed on {host}, but no Ollama URL is known for {host}; "
+                                     "add it to pmoves_gateway_node_urls (or give the host a mesh address)")
+        prefix = "ollama" if embedding else "ollama_chat"
+        deployments.append({
+            "model_name": name,
+            "litellm_params": {"model": f"{prefix}/{name}", "api_base": _check_url(host, node_urls[host]),
+                               "order": rank},
+            "model_info": {"id": f"{name}@{host}", "mode": "embedding" if embedding else "chat",
+                           "pmoves_node": host, "pmoves_rank": rank},
+        })
+    return deployments
+
+
+def cloud_deployment(cloud: CloudModel) -> dict[str, Any]:
+    params: dict[str, Any] = {"model": cloud.model}
+    if cloud.api_key_env:
+        if not _ENV_NAME.match(cloud.api_key_env):
+            raise GatewayConfigError(f"cloud model {cloud.name}: api_key_env {cloud.api_key_env!r} "
+                                     "must be an environment variable name (A-Z, 0-9, _)")
+        params["api_key"] = f"os.environ/{cloud.api_key_env}"
+    if cloud.api_base:
+        params["api_base"] = cloud.api_base
+    return {"model_name": cloud.name, "litellm_params": params,
+            "model_info": {"id": f"{cloud.name}@cloud", "mode": cloud.mode, "pmoves_node": "cloud"}}
+
+
+def collect_aliases(plan_models: Mapping[str, Any], extra: Mapping[str, str], groups: set[str]) -> dict[str, str]:
+    """alias -> group: the catalog's ``alias`` plus the inventory's table; collisions are errors."""
+    aliases: dict[str, str] = {}
+    wanted = [(entry.get("alias"), name) for name, entry in sorted(plan_models.items()) if entry.get("alias")]
+    wanted += [(alias, target) for alias, target in sorted(extra.items())]
+    for alias, target in wanted:
+        target_name = target if target in groups else normalise_model_name(target)
+        if target_name not in groups:
+            continue  # the model is not served (unplaced or not planned): no alias to a missing group
+        if alias in groups:
+            raise GatewayConfigError(f"alias {alias!r} is also a model name; pick another alias")
+        if aliases.get(alias, target_name) != target_name:
+            raise GatewayConfigError(f"alias {alias!r} points at both {aliases[alias]} and {target_name}")
+        aliases[alias] = target_name
+    return aliases
+
+
+def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
+    """The LiteLLM proxy config (a dict ready for ``to_nice_yaml``) plus nothing else.
+
+    Deterministic: same inputs, same dict (models sorted by name, replicas in plan order).
+    """
+    options = inputs.router
+    if options.routing_strategy not in ROUTING_STRATEGIES:
+        raise GatewayConfigError(f"routing_strategy {options.routing_strategy!r} is not one of {ROUTING_STRATEGIES}")
+    plan_models: Mapping[str, Any] = inputs.plan.get("models") or {}
+    model_list: list[dict[str, Any]] = []
+    local_chat: list[str] = []
+    groups: set[str] = set()
+    for name in sorted(plan_models):
+        entry = plan_models[name] or {}
+        hosts = list(entry.get("placed") or [])
+        if not hosts:
+            continue
+        embedding = is_embedding_model(name, entry, inputs.embedding_models)
+        model_list += model_deployments(name, hosts, inputs.node_urls, embedding)
+        groups.add(name)
+        if not embedding:
+            local_chat.append(name)
+    for cloud in sorted(inputs.cloud_models, key=lambda c: c.name):
+        if cloud.name in groups:
+            raise GatewayConfigError(f"cloud model {cloud.name} has the name of a local model group")
+        model_list.append(cloud_deployment(cloud))
+        groups.add(cloud.name)
+    if not model_list:
+        raise GatewayConfigError("plan.json places no model on any node: the gateway would serve nothing; "
+                                 "run playbooks/plan.yml first")
+
+    aliases = collect_aliases(plan_models, inputs.aliases, groups)
+    fallbacks = build_fallbacks(local_chat, inputs.fallbacks, inputs.default_fallbacks, groups, aliases)
+
+    router_settings: dict[str, Any] = {
+        "routing_strategy": options.routing_strategy,
+        "num_retries": options.num_retries,
+        "allowed_fails": options.allowed_fails,
+        "cooldown_time": options.cooldown_time,
+        "timeout": options.timeout,
+        "retry_after": options.retry_after,
+    }
+    if aliases:
+        router_settings["model_group_alias"] = dict(sorted(aliases.items()))
+    if inputs.redis is not None:
+        router_settings["redis_host"] = inputs.redis.host
+        router_settings["redis_port"] = int(inputs.redis.port)
+        if inputs.redis.password_env:
+            router_settings["redis_password"] = f"os.environ/{inputs.redis.password_env}"
+
+    litellm_settings: dict[str, Any] = {"drop_params": True, "num_retries": options.num_retries,
+                                        "request_timeout": options.timeout}
+    if fallbacks:
+        litellm_settings["fallbacks"] = fallbacks
+
+    general_settings: dict[str, Any] = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
+    if inputs.custom_auth:
+        general_settings["custom_auth"] = inputs.custom_auth
+    if options.health_check_interval > 0:
+        general_settings["background_health_checks"] = True
+        general_settings["health_check_interval"] = options.health_check_interval
+        # Without this a stopped node (connection refused) is never cooled down by LiteLLM:
+        # connection errors are exempt from cooldown, so only the health check can skip it.
+        general_settings["enable_health_check_routing"] = options.health_check_routing
+    else:
+        general_settings["background_health_checks"] = False
+
+    return {"model_list": model_list, "router_settings": router_settings,
+            "litellm_settings": litellm_settings, "general_settings": general_settings}
+
+
+def build_fallbacks(local_chat: Sequence[str], explicit: Mapping[str, Sequence[str]], default: Sequence[str],
+                    groups: set[str], aliases: Mapping[str, str]) -> list[dict[str, list[str]]]:
+    """``[{group: [fallback groups...]}]``: the inventory's list per group, then the default list.
+
+    Fallback targets that are not served (unknown group) are errors: a silent no-op fallback is
+    exactly what a user would only discover during an outage.
+    """
+    def resolve(name: str, what: str) -> str:
+        if name in groups:
+            return name
+        if name in aliases:
+            return aliases[name]
+        if normalise_model_name(name) in groups:
+            return normalise_model_name(name)
+        raise GatewayConfigError(f"{what} {name!r} is not a served model group (known: {', '.join(sorted(groups))})")
+
+    table: dict[str, list[str]] = {}
+    for source, targets in sorted(explicit.items()):
+        try:
+            group = resolve(source, "fallback source")
+        except GatewayConfigError:
+            continue  # a model that is not placed (unplaced, not in this plan) needs no fallback entry
+        table.setdefault(group, [])
+        for target in targets:
+            resolved = resolve(target, f"fallback target of {source}:")
+            if resolved != group and resolved not in table[group]:
+                table[group].append(resolved)
+    for group in local_chat:
+        for target in default:
+            resolved = resolve(target, "default fallback")
+            if resolved != group and resolved not in table.setdefault(group, []):
+                table[group].append(resolved)
+    return [{group: targets} for group, targets in sorted(table.items()) if targets]
+
+
+def cloud_models_from_inventory(items: Sequence[Mapping[str, Any]]) -> list[CloudModel]:
+    """``pmoves_gateway_cloud_models`` entries -> CloudModel (``name`` and ``model`` required)."""
+    models = []
+    for index, item in enumerate(items):
+        if not item.get("name") or not item.get("model"):
+            raise GatewayConfigError(f"cloud model #{index}: needs 'name' (the group clients ask for) and "
+                                     "'model' (the LiteLLM model string, e.g. openai/gpt-4o-mini)")
+        models.append(CloudModel(name=str(item["name"]), model=str(item["model"]),
+                                 api_key_env=item.get("api_key_env"), api_base=item.get("api_base"),
+                                 mode=str(item.get("mode", "chat"))))
+    return models
+
+
+def served_names(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every name a client may send -> the group that serves it (groups and aliases)."""
+    names = {d["model_name"]: d["model_name"] for d in config.get("model_list", [])}
+    names.update((config.get("router_settings") or {}).get("model_group_alias") or {})
+    return dict(sorted(names.items()))

@@ -1,0 +1,266 @@
+"""The fleet gateway with real processes: LiteLLM proxy + Redis + two Ollama test doubles.
+
+Two Ollama API emulators (tests/doubles/ollama_emulator, a TEST DOUBLE) stand in for two nodes
+holding the same models; the real LiteLLM proxy (pinned in roles/gateway/files/
+requirements-litellm.txt, installed into .cache/litellm-venv) runs the config that
+plugins/module_utils/litellm_config.py generates from a plan, with real redis-server for its
+shared state and the master key read from a file. What users rely on (seed 002, contract 4):
+requests succeed; a stopped node does not break them; a restarted node is used again; a
+missing or wrong key gets 401; embeddings and alias names work.
+
+All servers bind to 127.0.0.1 on free ports and are stopped at the end. LiteLLM's venv is
+created from the hashed requirements on first use (several minutes, then cached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import (
+    GatewayInputs,
+    RedisOptions,
+    RouterOptions,
+    build_litellm_config,
+)
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EMULATOR = REPO / "tests" / "doubles" / "ollama_emulator" / "ollama_test_double.py"
+GATEWAY_FILES = REPO / "roles" / "gateway" / "files"
+LITELLM_VENV = Path(os.environ.get("PMOVES_LITELLM_VENV", REPO / ".cache" / "litellm-venv"))
+CHAT_MODEL = "llama3.2:1b"
+EMBED_MODEL = "nomic-embed-text:latest"
+ALIAS = "XS-LOC-FRE-llama3.2-1b"
+MASTER_KEY = "sk-pmoves-test-" + "k" * 24
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def http(method: str, url: str, body: dict | None = None, key: str | None = None, timeout: float = 60):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    if key is not None:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, raw.decode(errors="replace")
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+        return 0, str(err)
+
+
+def ensure_litellm_venv() -> Path:
+    litellm = LITELLM_VENV / "bin" / "litellm"
+    if litellm.exists():
+        return litellm
+    requirements = GATEWAY_FILES / "requirements-litellm.txt"
+    subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True, timeout=120)
+    pip = [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "--require-hashes", "-r", str(requirements)]
+    result = subprocess.run(pip, capture_output=True, text=True, timeout=1500)
+    if result.returncode != 0 or not litellm.exists():
+        shutil.rmtree(LITELLM_VENV, ignore_errors=True)
+        pytest.fail(f"installing LiteLLM from {requirements} failed:\n{result.stderr[-3000:]}")
+    return litellm
+
+
+class Process:
+    """A child process in its own process group, stopped (and reaped) on request."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path):
+        self.argv, self.env, self.log = argv, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+class OllamaNode:
+    def __init__(self, name: str, workdir: Path):
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, OLLAMA_HOST=f"127.0.0.1:{self.port}", OLLAMA_MODELS=str(workdir / f"models-{name}"),
+                   OLLAMA_TEST_DOUBLE_NODE=name)
+        self.process = Process([sys.executable, str(EMULATOR), "serve"], env, workdir / f"ollama-{name}.log")
+
+    def start(self) -> None:
+        self.process.start()
+        wait_until(lambda: http("GET", f"{self.url}/api/version")[0] == 200, 20, f"Ollama test double {self.name}")
+
+    def pull(self, model: str) -> None:
+        status, body = http("POST", f"{self.url}/api/pull", {"model": model, "stream": False})
+        assert status == 200 and body.get("status") == "success", body
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    litellm = ensure_litellm_venv()
+    workdir = tmp_path_factory.mktemp("gateway")
+    started: list[Process] = []
+    try:
+        nodes = {name: OllamaNode(name, workdir) for name in ("node-a", "node-b")}
+        for node in nodes.values():
+            node.start()
+            started.append(node.process)
+            node.pull(CHAT_MODEL)
+            node.pull(EMBED_MODEL)
+
+        redis_port, redis_password = free_port(), "redis-test-password"
+        redis = Process(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                         "--appendonly", "no", "--requirepass", redis_password], dict(os.environ),
+                        workdir / "redis.log").start()
+        started.append(redis)
+
+        plan = {"schema": 1, "models": {
+            CHAT_MODEL: {"wanted": 2, "placed": ["node-a", "node-b"], "kind": "chat", "alias": ALIAS},
+            EMBED_MODEL: {"wanted": 2, "placed": ["node-b", "node-a"], "kind": "embedding"},
+        }}
+        config = build_litellm_config(GatewayInputs(
+            plan=plan, node_urls={name: node.url for name, node in nodes.items()},
+            redis=RedisOptions(host="127.0.0.1", port=redis_port, password_env="REDIS_PASSWORD"),
+            router=RouterOptions(num_retries=1, timeout=30, health_check_interval=3),
+        ))
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        shutil.copy(GATEWAY_FILES / "pmoves_gateway_auth.py", workdir / "pmoves_gateway_auth.py")
+        key_file = workdir / "master.key"
+        key_file.write_text(MASTER_KEY + "\n")
+        key_file.chmod(0o600)
+
+        port = free_port()
+        env = dict(os.environ, LITELLM_MASTER_KEY=key_file.read_text().strip(), REDIS_PASSWORD=redis_password,
+                   LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True")
+        proxy = Process([str(litellm), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
+                         "--port", str(port)], env, workdir / "litellm.log")
+        proxy.start()
+        started.append(proxy)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: http("GET", f"{url}/health/liveliness", timeout=2)[0] == 200, 90, "LiteLLM proxy")
+        except AssertionError:
+            raise AssertionError((workdir / "litellm.log").read_text()[-4000:]) from None
+        yield {"url": url, "nodes": nodes, "redis_port": redis_port, "redis_password": redis_password,
+               "workdir": workdir}
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def chat(gateway, model: str = CHAT_MODEL, key: str | None = MASTER_KEY):
+    return http("POST", f"{gateway['url']}/v1/chat/completions",
+                {"model": model, "messages": [{"role": "user", "content": "which node are you?"}]}, key=key)
+
+
+def serving_node(body) -> str:
+    """The test double names the node that generated the reply."""
+    content = body["choices"][0]["message"]["content"]
+    assert "ollama-test-double node=" in content, content
+    return content.split("node=", 1)[1].split()[0]
+
+
+def test_requests_reach_the_primary(gateway):
+    status, body = chat(gateway)
+    assert status == 200, body
+    assert serving_node(body) == "node-a"
+
+
+def test_missing_or_wrong_key_is_refused_with_401(gateway):
+    assert chat(gateway, key=None)[0] == 401
+    assert chat(gateway, key="sk-wrong")[0] == 401
+    assert http("GET", f"{gateway['url']}/v1/models")[0] == 401
+
+
+def test_models_list_names_groups_and_aliases(gateway):
+    status, body = http("GET", f"{gateway['url']}/v1/models", key=MASTER_KEY)
+    assert status == 200, body
+    assert {CHAT_MODEL, EMBED_MODEL, ALIAS} <= {m["id"] for m in body["data"]}
+
+
+def test_alias_is_a_model_name(gateway):
+    status, body = chat(gateway, model=ALIAS)
+    assert status == 200, body
+    assert serving_node(body) in {"node-a", "node-b"}
+
+
+def test_embeddings(gateway):
+    status, body = http("POST", f"{gateway['url']}/v1/embeddings", {"model": EMBED_MODEL, "input": ["hello"]},
+                        key=MASTER_KEY)
+    assert status == 200, body
+    vector = body["data"][0]["embedding"]
+    assert len(vector) == 768 and abs(sum(v * v for v in vector) - 1.0) < 0.01
+
+
+def test_stopped_node_fails_over_and_is_used_again_when_back(gateway):
+    node_a = gateway["nodes"]["node-a"]
+    node_a.process.stop()
+    served = []
+    for _ in range(5):
+        status, body = chat(gateway)
+        assert status == 200, f"gateway failed with node-a down: {body}"
+        served.append(serving_node(body))
+    assert set(served) == {"node-b"}
+    status, body = http("POST", f"{gateway['url']}/v1/embeddings", {"model": EMBED_MODEL, "input": "x"},
+                        key=MASTER_KEY)
+    assert status == 200, body
+
+    node_a.start()  # the models are on disk: a restarted node keeps them
+
+    def primary_back():
+        status, body = chat(gateway)
+        assert status == 200, body
+        return serving_node(body) == "node-a"
+
+    wait_until(primary_back, 45, "node-a to serve again after its restart", interval=1.0)
+
+
+def test_router_state_is_shared_through_redis(gateway):
+    def health_state_in_redis():
+        result = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(gateway["redis_port"]), "--no-auth-warning",
+                                 "-a", gateway["redis_password"], "exists", "litellm:health_check:deployment_health_state"],
+                                capture_output=True, text=True, timeout=10)
+        return result.stdout.strip() == "1"
+
+    wait_until(health_state_in_redis, 20, "LiteLLM's deployment health state in Redis")

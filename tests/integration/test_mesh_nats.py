@@ -1,0 +1,212 @@
+"""The mesh with a real nats-server (Debian's) and the real agent process.
+
+The server runs the config plugins/module_utils/nats_config.py generates (bcrypt passwords,
+per-node publish permissions) on a loopback port; the agent is roles/mesh/files/
+pmoves_mesh_agent.py started as systemd would start it. What users rely on: a node's announce
+arrives with seed 000's payload; it goes offline cleanly on SIGTERM; a node cannot publish on
+another node's subject; work is claimed by exactly one node that can do it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nats
+import pytest
+from ansible_collections.pmoves.fleet.plugins.module_utils.nats_config import (
+    ANNOUNCE,
+    OFFLINE,
+    WORK_AVAILABLE,
+    WORK_CLAIMED,
+    WORK_COMPLETED,
+    ClientUser,
+    ServerOptions,
+    agent_config,
+    build_server_config,
+    render_server_config,
+)
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not shutil.which("nats-server"), reason="nats-server (apt) not installed")]
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = REPO / "roles" / "mesh" / "files" / "pmoves_mesh_agent.py"
+PASSWORDS = {"node-a": "node-a-password-" + "x" * 12, "node-b": "node-b-password-" + "y" * 12}
+WATCHER = ClientUser("watcher", "watcher-password-" + "z" * 12, publish=[f"{WORK_AVAILABLE}.watcher"])
+HARDWARE = {"node_class": "gpu", "arch": "x86_64", "memory_mb": 32768,
+            "gpus": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA GeForce RTX 3090 Ti", "memory_total_mb": 24564}],
+            "nvidia": {"cuda_driver_version": "12.8"}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("nats")
+    port = free_port()
+    config = build_server_config(PASSWORDS, [WATCHER], ServerOptions(host="127.0.0.1", port=port, http_port=None))
+    conf = workdir / "nats-server.conf"
+    conf.write_text(render_server_config(config))
+    check = subprocess.run(["nats-server", "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    log = (workdir / "nats.log").open("wb")
+    proc = subprocess.Popen(["nats-server", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("nats-server did not start")
+    yield {"url": f"nats://127.0.0.1:{port}", "workdir": workdir}
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def start_agent(server, node_id: str, plan_node: dict, tmp_path: Path) -> subprocess.Popen:
+    config = agent_config(node_id, [server["url"]], PASSWORDS[node_id], HARDWARE, plan_node, interval=1,
+                          claim_window=0.3)
+    path = tmp_path / f"{node_id}.json"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return subprocess.Popen([sys.executable, str(AGENT), "--config", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+        return -9
+
+
+async def watch(server, subjects: list[str]):
+    nc = await nats.connect(server["url"], user=WATCHER.name, password=WATCHER.password, allow_reconnect=False)
+    queue: asyncio.Queue = asyncio.Queue()
+    for subject in subjects:
+        await nc.subscribe(subject, cb=queue.put)
+    await nc.flush()
+    return nc, queue
+
+
+async def next_on(queue: asyncio.Queue, prefix: str, timeout: float = 10, node: str | None = None):
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await asyncio.wait_for(queue.get(), timeout=max(0.01, deadline - time.monotonic()))
+        payload = json.loads(msg.data)
+        if msg.subject.startswith(prefix) and (node is None or payload.get("node_id") == node):
+            return msg.subject, payload
+
+
+def test_agent_announces_with_the_seed_payload_and_goes_offline_on_stop(nats_server, tmp_path):
+    async def scenario():
+        nc, queue = await watch(nats_server, ["mesh.>"])
+        agent = start_agent(nats_server, "node-a", {"models": ["llama3.2:1b"], "services": [{"name": "tts"}]},
+                            tmp_path)
+        try:
+            subject, payload = await next_on(queue, ANNOUNCE, timeout=15)
+            assert subject == f"{ANNOUNCE}.node-a"
+            assert {"node_id", "capabilities", "services", "load"} <= set(payload)
+            assert payload["node_id"] == "node-a"
+            assert {"gpu:rtx3090ti", "vram:24gb", "cuda:12.8"} <= set(payload["capabilities"])
+            assert payload["services"] == ["ollama", "tts"]
+            assert isinstance(payload["load"], float)
+            _, status = await next_on(queue, "mesh.gpu.status.v1.node-a", timeout=5)
+            assert status["node_id"] == "node-a" and "load" in status
+            assert stop(agent) == 0
+            subject, payload = await next_on(queue, OFFLINE, timeout=10)
+            assert (subject, payload["node_id"], payload["reason"]) == (f"{OFFLINE}.node-a", "node-a", "shutdown")
+        finally:
+            stop(agent)
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_cannot_publish_on_another_nodes_subject(nats_server):
+    async def scenario():
+        watcher, queue = await watch(nats_server, [f"{ANNOUNCE}.>"])
+        errors: list[Exception] = []
+
+        async def on_error(err):
+            errors.append(err)
+
+        node_a = await nats.connect(nats_server["url"], user="node-a", password=PASSWORDS["node-a"],
+                                    error_cb=on_error, allow_reconnect=False)
+        try:
+            forged = json.dumps({"node_id": "node-b", "capabilities": [], "services": [], "load": 0}).encode()
+            await node_a.publish(f"{ANNOUNCE}.node-b", forged)
+            await node_a.publish(f"{ANNOUNCE}.node-a", json.dumps({"node_id": "node-a"}).encode())
+            await node_a.flush()
+            subject, _ = await next_on(queue, ANNOUNCE, timeout=5)
+            assert subject == f"{ANNOUNCE}.node-a"  # the forged one never arrived, the own one did
+            deadline = time.monotonic() + 5
+            while not errors and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert any("permissions violation" in str(e).lower() and f"{ANNOUNCE}.node-b" in str(e) for e in errors), errors
+            with pytest.raises(asyncio.TimeoutError):
+                await next_on(queue, f"{ANNOUNCE}.node-b", timeout=0.5)
+        finally:
+            await node_a.close()
+            await watcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_wrong_password_is_refused(nats_server):
+    async def scenario():
+        with pytest.raises(Exception, match="Authorization Violation"):
+            await nats.connect(nats_server["url"], user="node-a", password="not-the-password-at-all",
+                               allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
+
+    asyncio.run(scenario())
+
+
+def test_work_is_claimed_and_completed_by_one_capable_node(nats_server, tmp_path):
+    async def scenario():
+        nc, queue = await watch(nats_server, [f"{ANNOUNCE}.>", f"{WORK_CLAIMED}.>", f"{WORK_COMPLETED}.>"])
+        agents = [start_agent(nats_server, "node-a", {"models": ["llama3.2:1b"]}, tmp_path),
+                  start_agent(nats_server, "node-b", {"models": []}, tmp_path)]
+        try:
+            seen = set()
+            while seen != {"node-a", "node-b"}:
+                _, payload = await next_on(queue, ANNOUNCE, timeout=15)
+                seen.add(payload["node_id"])
+            work = {"work_id": "w-1", "kind": "echo", "requires": {"services": ["ollama"], "models": ["llama3.2:1b"]},
+                    "input": {"hello": "mesh"}}
+            await nc.publish(f"{WORK_AVAILABLE}.watcher", json.dumps(work).encode())
+            _, claim = await next_on(queue, WORK_CLAIMED, timeout=10)
+            assert claim == {"work_id": "w-1", "node_id": "node-a", "ts": claim["ts"]}
+            subject, done = await next_on(queue, WORK_COMPLETED, timeout=10)
+            assert subject == f"{WORK_COMPLETED}.node-a"
+            assert (done["work_id"], done["ok"], done["result"]) == ("w-1", True, {"echo": {"hello": "mesh"}})
+            # node-b cannot do it and never claims it
+            with pytest.raises(asyncio.TimeoutError):
+                await next_on(queue, WORK_CLAIMED, timeout=1.0, node="node-b")
+        finally:
+            for agent in agents:
+                stop(agent)
+            await nc.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,139 @@
+"""LiteLLM gateway config from plan.json: what clients and the router rely on."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import (
+    CloudModel,
+    GatewayConfigError,
+    GatewayInputs,
+    RedisOptions,
+    RouterOptions,
+    build_litellm_config,
+    cloud_models_from_inventory,
+    is_embedding_model,
+    served_names,
+)
+
+PLAN = {
+    "schema": 1,
+    "strategy": "balanced",
+    "nodes": {},
+    "models": {
+        "qwen2.5:14b": {"wanted": 3, "placed": ["gpu-b", "gpu-a", "apu-c"], "kind": "chat",
+                        "alias": "M-LOC-FRE-qwen2.5-14b"},
+        "nomic-embed-text:latest": {"wanted": 2, "placed": ["cpu-d", "gpu-a"], "kind": "embedding"},
+        "llama3.1:405b": {"wanted": 1, "placed": [], "kind": "chat"},
+    },
+    "unplaced": [{"model": "llama3.1:405b", "missing": 1, "reason": "too big"}],
+}
+URLS = {"gpu-a": "http://10.77.0.2:11434", "gpu-b": "http://10.77.0.3:11434/", "apu-c": "http://10.77.0.4:11434",
+        "cpu-d": "http://10.77.0.5:11434"}
+
+
+def _config(**overrides):
+    return build_litellm_config(GatewayInputs(plan=PLAN, node_urls=URLS, **overrides))
+
+
+def _deployments(config, group):
+    return [d for d in config["model_list"] if d["model_name"] == group]
+
+
+def test_one_group_per_model_with_primary_then_backups_in_plan_order():
+    config = _config()
+    chat = _deployments(config, "qwen2.5:14b")
+    assert [(d["litellm_params"]["api_base"], d["litellm_params"]["order"]) for d in chat] == [
+        ("http://10.77.0.3:11434", 1), ("http://10.77.0.2:11434", 2), ("http://10.77.0.4:11434", 3)]
+    assert {d["litellm_params"]["model"] for d in chat} == {"ollama_chat/qwen2.5:14b"}
+    assert {d["model_info"]["mode"] for d in chat} == {"chat"}
+    # deployment ids are unique (LiteLLM keys cooldown and health state by them)
+    ids = [d["model_info"]["id"] for d in config["model_list"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_embedding_models_use_the_embedding_route():
+    embed = _deployments(_config(), "nomic-embed-text:latest")
+    assert [d["litellm_params"]["model"] for d in embed] == ["ollama/nomic-embed-text:latest"] * 2
+    assert {d["model_info"]["mode"] for d in embed} == {"embedding"}
+
+
+def test_unplaced_models_are_not_served():
+    assert _deployments(_config(), "llama3.1:405b") == []
+
+
+def test_aliases_are_model_names_too():
+    config = _config(aliases={"S-LOC-FRE-nomic-embed-text": "nomic-embed-text"})
+    names = served_names(config)
+    assert names["M-LOC-FRE-qwen2.5-14b"] == "qwen2.5:14b"
+    assert names["S-LOC-FRE-nomic-embed-text"] == "nomic-embed-text:latest"
+    assert names["qwen2.5:14b"] == "qwen2.5:14b"
+
+
+def test_alias_colliding_with_a_model_name_is_refused():
+    with pytest.raises(GatewayConfigError, match="also a model name"):
+        _config(aliases={"qwen2.5:14b": "nomic-embed-text"})
+
+
+def test_cloud_fallbacks_follow_the_local_replicas():
+    cloud = cloud_models_from_inventory([
+        {"name": "S-CLD-PAY-gpt-4o-mini", "model": "openai/gpt-4o-mini", "api_key_env": "OPENAI_API_KEY"}])
+    config = _config(cloud_models=cloud, default_fallbacks=["S-CLD-PAY-gpt-4o-mini"])
+    (deployment,) = _deployments(config, "S-CLD-PAY-gpt-4o-mini")
+    assert deployment["litellm_params"] == {"model": "openai/gpt-4o-mini", "api_key": "os.environ/OPENAI_API_KEY"}
+    # chat groups fall back to the cloud; embedding groups are not sent to a chat model
+    assert config["litellm_settings"]["fallbacks"] == [{"qwen2.5:14b": ["S-CLD-PAY-gpt-4o-mini"]}]
+
+
+def test_explicit_fallbacks_accept_aliases_and_reject_unknown_targets():
+    cloud = [CloudModel(name="XL-CLD-PAY-gpt-4o", model="openai/gpt-4o", api_key_env="OPENAI_API_KEY")]
+    config = _config(cloud_models=cloud, fallbacks={"M-LOC-FRE-qwen2.5-14b": ["XL-CLD-PAY-gpt-4o"]})
+    assert config["litellm_settings"]["fallbacks"] == [{"qwen2.5:14b": ["XL-CLD-PAY-gpt-4o"]}]
+    with pytest.raises(GatewayConfigError, match="not a served model group"):
+        _config(fallbacks={"qwen2.5:14b": ["no-such-model"]})
+
+
+def test_secrets_stay_in_the_environment_and_health_checks_route():
+    config = _config(redis=RedisOptions(host="127.0.0.1", port=6390, password_env="REDIS_PASSWORD"),
+                     router=RouterOptions(num_retries=2, cooldown_time=15, allowed_fails=2, health_check_interval=10))
+    assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert config["general_settings"]["background_health_checks"] is True
+    assert config["general_settings"]["health_check_interval"] == 10
+    assert config["general_settings"]["enable_health_check_routing"] is True
+    router = config["router_settings"]
+    assert (router["redis_host"], router["redis_port"], router["redis_password"]) == (
+        "127.0.0.1", 6390, "os.environ/REDIS_PASSWORD")
+    assert (router["num_retries"], router["cooldown_time"], router["allowed_fails"]) == (2, 15, 2)
+    assert "sk-" not in repr(config)
+
+
+def test_health_checks_can_be_turned_off():
+    general = _config(router=RouterOptions(health_check_interval=0))["general_settings"]
+    assert general["background_health_checks"] is False
+    assert "enable_health_check_routing" not in general
+
+
+def test_same_inputs_same_config():
+    assert _config() == _config()
+
+
+def test_a_replica_on_a_node_without_url_is_an_error_naming_the_node():
+    urls = {k: v for k, v in URLS.items() if k != "apu-c"}
+    with pytest.raises(GatewayConfigError, match="apu-c"):
+        build_litellm_config(GatewayInputs(plan=PLAN, node_urls=urls))
+
+
+def test_a_plan_without_placed_models_is_an_error():
+    with pytest.raises(GatewayConfigError, match=r"plan\.yml"):
+        build_litellm_config(GatewayInputs(plan={"models": {}}, node_urls={}))
+
+
+@pytest.mark.parametrize(("name", "entry", "expected"), [
+    ("nomic-embed-text:latest", {}, True),
+    ("mxbai-embed-large:latest", {}, True),
+    ("bge-m3:latest", {}, True),
+    ("qwen2.5:14b", {}, False),
+    ("granite-embedding:latest", {"kind": "embedding"}, True),
+    ("embedish-chat:1b", {"kind": "chat"}, False),
+])
+def test_embedding_detection(name, entry, expected):
+    assert is_embedding_model(name, entry) is expected
