@@ -1,0 +1,151 @@
+# Copyright: pmoves.fleet contributors
+# Apache License 2.0
+"""Action for pmoves.fleet.fleet_plan: plans on the controller from every host's pmoves_hardware.
+
+Reading ``hostvars`` here (instead of a Jinja expression over the fleet) keeps a 300-host plan
+fast; the planning itself is the pure ``module_utils.placement``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.pmoves.fleet.plugins.module_utils.placement import (
+    CLASS_GROUPS,
+    PlanError,
+    PlanOptions,
+    dumps_plan,
+    plan_fleet,
+)
+from ansible_collections.pmoves.fleet.plugins.module_utils.plan_report import (
+    diff_summary,
+    render_html,
+    render_markdown,
+)
+
+HOST_KNOBS = ("pmoves_models_allowed", "pmoves_vram_reserve_mb", "pmoves_cpu_ram_share", "pmoves_unified_memory_share")
+
+ARGUMENT_SPEC = {
+    "artifacts_dir": {"type": "path", "required": True},
+    "models": {"type": "list", "elements": "raw", "default": []},
+    "services": {"type": "list", "elements": "raw", "default": []},
+    "strategy": {"type": "str", "default": "balanced"},
+    "gpu_strategy": {"type": "str"},
+    "model_strategy": {"type": "str"},
+    "vram_reserve_mb": {"type": "int", "default": 512},
+    "cpu_ram_share": {"type": "float", "default": 0.5},
+    "unified_memory_share": {"type": "float", "default": 0.75},
+    "class_rules": {"type": "bool", "default": True},
+    "sticky": {"type": "bool", "default": True},
+    "pin_fallback": {"type": "bool", "default": True},
+    "report": {"type": "bool", "default": True},
+}
+
+
+def to_plain(value):
+    """Deep copy into plain dict/list/str/int/float/bool/None (hostvars values may be tagged types)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def _host_records(self, task_vars):
+        hostvars = task_vars.get("hostvars") or {}
+        groups = task_vars.get("groups") or {}
+        class_groups = [group for group, _ in CLASS_GROUPS]
+        membership = {}
+        for group in class_groups:
+            for host in groups.get(group) or []:
+                membership.setdefault(host, []).append(group)
+        records = []
+        for host in sorted(set(groups.get("all") or [])):
+            host_vars = hostvars[host]
+            facts = host_vars.get("ansible_facts") or {}
+            hardware = facts.get("pmoves_hardware") if isinstance(facts, Mapping) else None
+            source = "discovered"
+            if not isinstance(hardware, Mapping):
+                hardware = host_vars.get("pmoves_hardware")
+                source = "declared"
+            records.append({
+                "name": host,
+                "groups": membership.get(host, []),
+                "hardware": to_plain(hardware) if isinstance(hardware, Mapping) else None,
+                "hardware_source": source,
+                "vars": {knob: to_plain(host_vars[knob]) for knob in HOST_KNOBS if knob in host_vars},
+            })
+        return records
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        options = PlanOptions(
+            strategy=args["strategy"], gpu_strategy=args["gpu_strategy"], model_strategy=args["model_strategy"],
+            vram_reserve_mb=args["vram_reserve_mb"], cpu_ram_share=args["cpu_ram_share"],
+            unified_memory_share=args["unified_memory_share"], class_rules=args["class_rules"],
+            sticky=args["sticky"], pin_fallback=args["pin_fallback"])
+        artifacts_dir = args["artifacts_dir"]
+        plan_path = os.path.join(artifacts_dir, "plan.json")
+        previous = None
+        old_text = None
+        if os.path.isfile(plan_path):
+            with open(plan_path, encoding="utf-8") as handle:
+                old_text = handle.read()
+            try:
+                previous = json.loads(old_text)
+            except ValueError:
+                result.setdefault("warnings", []).append(f"{plan_path} is not valid JSON; planning from scratch")
+        try:
+            plan = plan_fleet(self._host_records(task_vars), to_plain(args["models"]), to_plain(args["services"]),
+                              options, previous)
+        except PlanError as exc:
+            raise AnsibleActionFail(f"fleet_plan: {exc}") from exc
+        text = dumps_plan(plan)
+        changed = text != old_text
+        if changed and not self._task.check_mode:
+            os.makedirs(artifacts_dir, exist_ok=True)
+            outputs = {"plan.json": text}
+            if args["report"]:
+                outputs["plan.md"] = render_markdown(plan)
+                outputs["plan.html"] = render_html(plan)
+            for name, content in outputs.items():
+                tmp_path = os.path.join(artifacts_dir, f".{name}.tmp")
+                with open(tmp_path, "w", encoding="utf-8") as handle:
+                    handle.write(content)
+                os.replace(tmp_path, os.path.join(artifacts_dir, name))
+        models = plan["models"]
+        result.update({
+            "changed": changed,
+            "path": plan_path,
+            "plan": plan,
+            "summary": {
+                "nodes": len(plan["nodes"]),
+                "models": len(models),
+                "replicas_wanted": sum(m["wanted"] for m in models.values()),
+                "replicas_placed": sum(len(m["placed"]) for m in models.values()),
+                "unplaced": len(plan["unplaced"]),
+                "warnings": len(plan["warnings"]),
+                "moved": plan["moved"],
+            },
+            "plan_warnings": plan["warnings"],
+        })
+        if self._task.diff and changed:
+            result["diff"] = diff_summary(previous, plan)
+        return result

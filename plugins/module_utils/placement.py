@@ -1,0 +1,899 @@
+"""Fleet planner: which Ollama model and which service goes to which host (and GPU).
+
+Pure Python, no Ansible import: ``plan_fleet()`` takes the hosts (inventory groups plus the
+contract-1 ``pmoves_hardware`` of each), the model and service catalogs, the strategy and an
+optional previous plan, and returns the plan.json document (contract 2). ``dumps_plan()``
+serialises it byte-for-byte reproducibly. docs/planner.md explains the rules.
+
+Order of work (each step deterministic, hosts and models always visited in a fixed order):
+1. nodes: class (inventory group first, then ``pmoves_hardware.node_class``), usable VRAM;
+2. services: primary, then fallback, then by strategy; on a multi-GPU host each service gets a
+   ``gpu_index`` by the GPU strategy (seed 004), budgets of adjustable services are trimmed;
+3. models: pins, then still-valid placements of the previous plan (sticky), then greedy rounds
+   (first replica of every model before any second one, largest first) by spread or binpack
+   with the node-class rules, then a repair pass that moves one replica to make room;
+4. explanations, warnings and the ``moved`` count against the previous plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ansible_collections.pmoves.fleet.plugins.module_utils.vram import estimate
+
+SCHEMA = 1
+PLANNER_VERSION = "1"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
+CLASS_GROUPS: tuple[tuple[str, str], ...] = (
+    ("gpu_nodes", "gpu"), ("edge_nodes", "edge"), ("apu_nodes", "apu"), ("npu_nodes", "npu"), ("cpu_nodes", "cpu"),
+)
+NODE_CLASSES = tuple(cls for _, cls in CLASS_GROUPS)
+GPU_CLASSES = frozenset({"gpu", "edge", "apu"})
+GPU_STRATEGIES = ("manual", "vram_based", "latency_optimized", "isolation_first", "balanced")
+MODEL_STRATEGIES = ("spread", "binpack")
+STRATEGIES = GPU_STRATEGIES + MODEL_STRATEGIES
+XL_PARAMS_B = 70.0  # "70B+ -> the biggest GPU" (seed 000)
+EDGE_PARAMS_B = 8.0  # "1-8B -> Jetsons" (seed 000)
+
+
+class PlanError(ValueError):
+    """The inputs cannot be planned (bad strategy, malformed catalog entry)."""
+
+
+@dataclass
+class PlanOptions:
+    """Knobs of the planner; defaults are what plan.yml uses."""
+
+    strategy: str = "balanced"
+    gpu_strategy: str | None = None  # default: strategy when it is a GPU strategy, else vram_based
+    model_strategy: str | None = None  # default: strategy when spread/binpack, else spread
+    vram_reserve_mb: int = 512  # kept free per discrete GPU (CUDA context, display); capped at 25 %
+    cpu_ram_share: float = 0.5  # share of RAM a CPU/NPU node gives to cpu_ok models
+    unified_memory_share: float = 0.75  # unified-memory node that reports no GPU entry: share of RAM
+    class_rules: bool = True  # seed 000 placement by size: 70B+ biggest, 1-8B edge, embeddings CPU
+    warn_planned_share: float = 0.9  # warn when a node is planned above this share
+    sticky: bool = True  # keep still-valid placements of the previous plan
+    pin_fallback: bool = True  # a pin that cannot hold still gets its replica elsewhere
+    repair_budget: int = 400_000  # bound on candidate checks of the repair pass (keeps big fleets fast)
+
+    def resolved(self) -> tuple[str, str]:
+        if self.strategy not in STRATEGIES:
+            raise PlanError(f"unknown pmoves_strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        gpu = self.gpu_strategy or (self.strategy if self.strategy in GPU_STRATEGIES else "vram_based")
+        model = self.model_strategy or (self.strategy if self.strategy in MODEL_STRATEGIES else "spread")
+        if gpu not in GPU_STRATEGIES:
+            raise PlanError(f"unknown GPU strategy {gpu!r}: use one of {', '.join(GPU_STRATEGIES)}")
+        if model not in MODEL_STRATEGIES:
+            raise PlanError(f"unknown model strategy {model!r}: use one of {', '.join(MODEL_STRATEGIES)}")
+        return gpu, model
+
+
+@dataclass
+class Gpu:
+    index: int
+    name: str
+    total_mb: int
+    usable_mb: int
+    unified: bool
+    services_mb: int = 0
+    services: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Node:
+    name: str
+    node_class: str
+    capacity_mb: int
+    gpus: list[Gpu]
+    gpu_capable: bool
+    models_allowed: bool
+    hardware_source: str
+    planned_mb: int = 0
+    models: dict[str, Placement] = field(default_factory=dict)
+    services: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def free_mb(self) -> int:
+        return self.capacity_mb - self.planned_mb
+
+
+@dataclass
+class ModelReq:
+    name: str
+    wanted: int
+    pins: list[str]
+    vram_mb: int | None
+    cpu_ok: bool
+    params_b: float | None
+    kind: str
+    alias: str | None
+    estimate_source: str
+    order: int
+
+
+@dataclass
+class Placement:
+    model: str
+    host: str
+    vram_mb: int
+    why: str
+    pinned: bool = False
+    kept: bool = False  # kept from the previous plan: repair never moves it (stickiness)
+
+
+@dataclass
+class ServiceReq:
+    name: str
+    vram_mb: int
+    vram_min_mb: int
+    gpu: bool
+    classes: frozenset[str] | None
+    primary: str | None
+    fallback: list[str]
+    replicas: int
+    gpu_index: int | None
+    latency_critical: bool
+    isolate: bool
+    extra: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- nodes
+
+def _as_int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def build_nodes(hosts: list[dict[str, Any]], options: PlanOptions, warnings: list[str]) -> tuple[list[Node], list[str]]:
+    """Turn host records ``{name, groups, hardware, vars}`` into nodes; hosts without hardware are skipped."""
+    nodes: list[Node] = []
+    undiscovered: list[str] = []
+    for host in sorted(hosts, key=lambda h: str(h["name"])):
+        name = str(host["name"])
+        groups = set(host.get("groups") or [])
+        hardware = host.get("hardware")
+        host_vars = host.get("vars") or {}
+        group_classes = [cls for group, cls in CLASS_GROUPS if group in groups]
+        if not isinstance(hardware, dict):
+            if group_classes or host_vars.get("pmoves_models_allowed", True):
+                undiscovered.append(name)
+            continue
+        fact_class = hardware.get("node_class")
+        if group_classes:
+            node_class = group_classes[0]
+            if len(group_classes) > 1:
+                warnings.append(f"host {name} is in several class groups ({', '.join(group_classes)}); "
+                                f"planning it as {node_class}")
+            if fact_class and fact_class != node_class:
+                warnings.append(f"host {name}: inventory group says {node_class}, pmoves_hardware.node_class says "
+                                f"{fact_class}; the inventory group wins")
+        elif fact_class in NODE_CLASSES:
+            node_class = fact_class
+        else:
+            node_class = "cpu"
+            warnings.append(f"host {name} is in no class group and pmoves_hardware has no node_class; planned as cpu")
+        reserve = _as_int(host_vars.get("pmoves_vram_reserve_mb"), options.vram_reserve_mb)
+        cpu_share = float(host_vars.get("pmoves_cpu_ram_share", options.cpu_ram_share))
+        unified_share = float(host_vars.get("pmoves_unified_memory_share", options.unified_memory_share))
+        memory_mb = max(_as_int(hardware.get("memory_mb")), 0)
+        gpus: list[Gpu] = []
+        for position, raw in enumerate(hardware.get("gpus") or []):
+            total = max(_as_int(raw.get("memory_total_mb")), 0)
+            unified = bool(raw.get("unified_memory"))
+            # the fact already reports the usable share of unified memory: no second discount
+            usable = total if unified else total - min(max(reserve, 0), total // 4)
+            gpus.append(Gpu(index=_as_int(raw.get("index"), position), name=str(raw.get("name") or "GPU"),
+                            total_mb=total, usable_mb=usable, unified=unified))
+        gpus.sort(key=lambda g: g.index)
+        gpu_capable = node_class in GPU_CLASSES and bool(gpus)
+        if node_class in GPU_CLASSES and not gpus:
+            if node_class in ("edge", "apu") and memory_mb:
+                usable = int(memory_mb * min(max(unified_share, 0.0), 1.0))
+                gpus = [Gpu(0, "unified memory", usable, usable, True)]
+                gpu_capable = True
+            else:
+                warnings.append(f"host {name} is a {node_class} node but pmoves_hardware lists no GPU; "
+                                "it only takes cpu_ok models")
+        if gpu_capable:
+            capacity = sum(g.usable_mb for g in gpus)
+        else:
+            capacity = int(memory_mb * min(max(cpu_share, 0.0), 1.0))
+            gpus = []
+        nodes.append(Node(name=name, node_class=node_class, capacity_mb=capacity, gpus=gpus, gpu_capable=gpu_capable,
+                          models_allowed=bool(host_vars.get("pmoves_models_allowed", True)),
+                          hardware_source=str(host.get("hardware_source") or "declared")))
+    if undiscovered:
+        warnings.append("no pmoves_hardware (never discovered, none declared) for: " + ", ".join(undiscovered)
+                        + "; they get nothing (run playbooks/discover.yml or declare pmoves_hardware)")
+    return nodes, undiscovered
+
+
+# --------------------------------------------------------------------------- catalogs
+
+def parse_models(catalog: list[Any], warnings: list[str]) -> tuple[list[ModelReq], list[dict[str, str]]]:
+    """Normalise the model catalog; non-Ollama entries are returned separately (skipped)."""
+    models: dict[str, ModelReq] = {}
+    skipped: list[dict[str, str]] = []
+    for order, raw in enumerate(catalog or []):
+        entry = {"name": raw} if isinstance(raw, str) else dict(raw or {})
+        if not str(entry.get("name") or "").strip():
+            raise PlanError(f"pmoves_models[{order}] has no name: {raw!r}")
+        est = estimate(entry)
+        warnings.extend(est.warnings)
+        if est.not_ollama is not None:
+            skipped.append({"entry": str(entry["name"]), "reason": f"not an Ollama library model ({est.not_ollama})"})
+            continue
+        if est.name in models:
+            warnings.append(f"model {est.name} is listed more than once in pmoves_models; the first entry is used")
+            continue
+        pins_raw = entry.get("pin") or []
+        pins = [str(p) for p in ([pins_raw] if isinstance(pins_raw, str) else pins_raw)]
+        pins = list(dict.fromkeys(pins))
+        wanted = max(_as_int(entry.get("replicas"), 1), 0)
+        if len(pins) > wanted:
+            warnings.append(f"model {est.name}: {len(pins)} pins but replicas {wanted}; wanting {len(pins)}")
+            wanted = len(pins)
+        models[est.name] = ModelReq(
+            name=est.name, wanted=wanted, pins=pins, vram_mb=est.vram_mb, cpu_ok=bool(entry.get("cpu_ok", False)),
+            params_b=est.params_b, kind=est.kind, alias=(str(entry["alias"]) if entry.get("alias") else None),
+            estimate_source=est.source, order=order)
+    return list(models.values()), skipped
+
+
+def parse_services(catalog: list[Any], warnings: list[str]) -> list[ServiceReq]:
+    services: list[ServiceReq] = []
+    seen: set[str] = set()
+    known = {"name", "vram_mb", "vram_min_mb", "gpu", "classes", "primary", "fallback", "replicas", "gpu_index",
+             "latency_critical", "isolate"}
+    for position, raw in enumerate(catalog or []):
+        entry = dict(raw or {})
+        name = str(entry.get("name") or "").strip()
+        if not name:
+            raise PlanError(f"pmoves_services[{position}] has no name: {raw!r}")
+        if name in seen:
+            warnings.append(f"service {name} is listed more than once in pmoves_services; the first entry is used")
+            continue
+        seen.add(name)
+        vram = max(_as_int(entry.get("vram_mb")), 0)
+        gpu = bool(entry.get("gpu", vram > 0))
+        vram = vram if gpu else 0  # CPU services plan no VRAM
+        vram_min = min(max(_as_int(entry.get("vram_min_mb"), vram), 0), vram)
+        classes = entry.get("classes")
+        fallback = entry.get("fallback") or []
+        services.append(ServiceReq(
+            name=name, vram_mb=vram, vram_min_mb=vram_min, gpu=gpu,
+            classes=frozenset(str(c) for c in ([classes] if isinstance(classes, str) else classes)) if classes else None,
+            primary=str(entry["primary"]) if entry.get("primary") else None,
+            fallback=[str(h) for h in ([fallback] if isinstance(fallback, str) else fallback)],
+            replicas=max(_as_int(entry.get("replicas"), 1), 0),
+            gpu_index=_as_int(entry["gpu_index"]) if entry.get("gpu_index") is not None else None,
+            latency_critical=bool(entry.get("latency_critical", False)), isolate=bool(entry.get("isolate", False)),
+            extra={k: entry[k] for k in sorted(entry) if k not in known}))
+    return services
+
+
+# --------------------------------------------------------------------------- services
+
+def _service_fits(service: ServiceReq, node: Node) -> str | None:
+    """None when the service may go to the node, else why not."""
+    if service.classes is not None and node.node_class not in service.classes:
+        return f"class {node.node_class} not in {sorted(service.classes)}"
+    if service.gpu and not node.gpu_capable:
+        return f"needs a GPU; {node.name} is a {node.node_class} node without one"
+    if node.free_mb < service.vram_min_mb:
+        return f"needs {service.vram_min_mb} MB; {node.free_mb} MB free"
+    if any(entry["name"] == service.name for entry in node.services):
+        return "already runs it"
+    return None
+
+
+def _admit_service(service: ServiceReq, node: Node, why: str) -> None:
+    # adjustable budgets are admitted at their minimum; assign_gpus() sizes them once all are in
+    budget = service.vram_min_mb
+    node.planned_mb += budget
+    node.services.append({"name": service.name, "gpu_index": None, "vram_mb": budget,
+                          "vram_requested_mb": service.vram_mb, "why": why, **service.extra})
+
+
+def place_services(services: list[ServiceReq], nodes: dict[str, Node], model_strategy: str,
+                   warnings: list[str], previous: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Put services on hosts: primary, fallback hosts, then the best node by strategy."""
+    summary: dict[str, dict[str, Any]] = {}
+    ordered = sorted(services, key=lambda s: (s.primary is None, -s.vram_mb, s.name))
+    for service in ordered:
+        placed: list[str] = []
+        reasons: list[str] = []
+        candidates: list[tuple[str, str]] = []
+        if service.primary:
+            candidates.append((service.primary, "primary"))
+        candidates += [(host, "fallback") for host in service.fallback]
+        for host, role in candidates:
+            if len(placed) >= service.replicas:
+                break
+            node = nodes.get(host)
+            if node is None:
+                reasons.append(f"{role} {host} is not a planned host")
+                continue
+            why_not = _service_fits(service, node)
+            if why_not:
+                reasons.append(f"{role} {host}: {why_not}")
+                continue
+            why = f"{role} host from the catalog"
+            if role == "fallback" and service.primary and service.primary not in placed:
+                why = f"fallback host: primary {service.primary} could not take it"
+            _admit_service(service, node, why)
+            placed.append(host)
+        previous_hosts = ((previous or {}).get("services") or {}).get(service.name, {}).get("placed") or []
+        for host in previous_hosts:  # sticky: keep where the previous plan put it, while it still fits
+            node = nodes.get(host)
+            if len(placed) >= service.replicas or node is None or host in placed or _service_fits(service, node):
+                continue
+            _admit_service(service, node, f"{model_strategy}: best eligible node"
+                           + (" (primary and fallback hosts could not take it)" if candidates else ""))
+            placed.append(host)
+        while len(placed) < service.replicas:
+            best = None
+            for node in nodes.values():
+                if node.name in placed or _service_fits(service, node):
+                    continue
+                after = (node.planned_mb + service.vram_min_mb) / node.capacity_mb if node.capacity_mb else 1.0
+                key = (0 if node.gpu_capable == service.gpu else 1,
+                       (after, node.name) if model_strategy == "spread" else (node.free_mb, node.name))
+                if best is None or key < best[0]:
+                    best = (key, node)
+            if best is None:
+                break
+            node = best[1]
+            _admit_service(service, node, f"{model_strategy}: best eligible node"
+                           + (" (primary and fallback hosts could not take it)" if candidates else ""))
+            placed.append(node.name)
+        fallback_ok = [h for h in service.fallback if h in nodes and h not in placed
+                       and _service_fits(service, nodes[h]) is None]
+        for host in service.fallback:
+            if host in nodes and host not in placed and host not in fallback_ok:
+                warnings.append(f"service {service.name}: fallback {host} cannot take it in this plan "
+                                f"({_service_fits(service, nodes[host]) or 'not eligible'})")
+            elif host not in nodes:
+                warnings.append(f"service {service.name}: fallback {host} is not a planned host")
+        entry: dict[str, Any] = {"wanted": service.replicas, "placed": placed, "vram_mb": service.vram_mb,
+                                 "fallback": fallback_ok, "gpu": service.gpu}
+        if len(placed) < service.replicas:
+            reason = "; ".join(reasons) or "no eligible node with room"
+            entry["missing"] = service.replicas - len(placed)
+            entry["reason"] = reason
+            warnings.append(f"service {service.name}: {len(placed)} of {service.replicas} placed ({reason})")
+        summary[service.name] = entry
+    return summary
+
+
+def _gb(mb: int) -> str:
+    return f"{int(mb / 100) / 10:.1f} GB"
+
+
+def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, warnings: list[str]) -> None:
+    """Give every service on the node a gpu_index (seed 004 strategies) and final VRAM budgets."""
+    gpu_services = [s for s in node.services if catalog[s["name"]].gpu]
+    if not gpu_services or not node.gpus:
+        return
+    gpus = node.gpus
+    by_index = {g.index: g for g in gpus}
+    largest = max(gpus, key=lambda g: (g.usable_mb, -g.index))
+    fixed = sorted((s for s in gpu_services if catalog[s["name"]].vram_min_mb >= catalog[s["name"]].vram_mb),
+                   key=lambda s: (-s["vram_requested_mb"], s["name"]))
+    adjustable = sorted((s for s in gpu_services if catalog[s["name"]].vram_min_mb < catalog[s["name"]].vram_mb),
+                        key=lambda s: (-s["vram_requested_mb"], s["name"]))
+
+    def free(gpu: Gpu) -> int:
+        return gpu.usable_mb - gpu.services_mb
+
+    def most_free(pool: list[Gpu]) -> Gpu:
+        return max(pool, key=lambda g: (free(g), -g.index))
+
+    def least_share(pool: list[Gpu], size: int) -> Gpu:
+        return min(pool, key=lambda g: ((g.services_mb + size) / g.usable_mb if g.usable_mb else 9e9, g.index))
+
+    def choose(entry: dict[str, Any], size: int) -> tuple[Gpu, str]:
+        req = catalog[entry["name"]]
+        if gpu_strategy == "manual" or (req.gpu_index is not None):
+            if req.gpu_index is not None and req.gpu_index in by_index:
+                return by_index[req.gpu_index], "gpu_index from the catalog"
+            if req.gpu_index is not None:
+                warnings.append(f"service {req.name}: gpu_index {req.gpu_index} does not exist on {node.name}; "
+                                f"using GPU {gpus[0].index}")
+            elif len(gpus) > 1:
+                warnings.append(f"service {req.name}: manual strategy but no gpu_index; using GPU {gpus[0].index}")
+            return gpus[0], "manual: default GPU"
+        others = [g for g in gpus if g is not largest] or gpus
+        if gpu_strategy == "isolation_first":
+            isolated = req.isolate or (not any(catalog[s["name"]].isolate for s in gpu_services)
+                                       and entry is max(gpu_services, key=lambda s: (s["vram_requested_mb"], s["name"])))
+            if isolated:
+                return largest, "isolation_first: the LLM gets the largest GPU to itself"
+            fitting = [g for g in others if free(g) >= size]
+            if fitting or len(gpus) == 1:
+                return most_free(fitting or others), "isolation_first: shares the GPUs left by the LLM"
+            warnings.append(f"service {req.name}: isolation_first cannot keep it off GPU {largest.index} "
+                            f"on {node.name} (no room elsewhere)")
+            return most_free(gpus), "isolation_first: no room on the other GPUs"
+        if gpu_strategy == "latency_optimized":
+            if req.latency_critical or req.isolate:
+                return largest, "latency_optimized: critical path on the fastest GPU"
+            fitting = [g for g in others if free(g) >= size]
+            return (most_free(fitting), "latency_optimized: others distributed") if fitting else (
+                most_free(gpus), "latency_optimized: most free GPU")
+        if gpu_strategy == "balanced":
+            fitting = [g for g in gpus if free(g) >= size]
+            return least_share(fitting or gpus, size), "balanced: evens out the VRAM share of the GPUs"
+        fitting = [g for g in gpus if free(g) >= size]  # vram_based
+        return most_free(fitting or gpus), "vram_based: largest first, onto the GPU with most free VRAM"
+
+    for entry in fixed:
+        size = entry["vram_mb"]
+        gpu, why = choose(entry, size)
+        if size > free(gpu):
+            warnings.append(f"{entry['name']} ({_gb(size)}) exceeds free VRAM of GPU {gpu.index} on {node.name} "
+                            f"({gpu.name}, {_gb(max(free(gpu), 0))} free of {_gb(gpu.usable_mb)} usable)")
+        gpu.services_mb += size
+        gpu.services.append(entry["name"])
+        entry["gpu_index"] = gpu.index
+        entry["why"] = f"{entry['why']}; GPU {gpu.index} ({gpu.name}): {why}"
+    # Adjustable budgets are sized last, into what the fixed services left (seed 004 auto-adjust).
+    remaining_min = sum(catalog[e["name"]].vram_min_mb for e in adjustable)
+    node_free = node.free_mb + sum(e["vram_mb"] for e in adjustable)
+    for entry in adjustable:
+        req = catalog[entry["name"]]
+        remaining_min -= req.vram_min_mb
+        gpu, why = choose(entry, req.vram_min_mb)
+        budget = min(req.vram_mb, max(free(gpu), req.vram_min_mb), node_free - remaining_min)
+        budget = max(budget, req.vram_min_mb)
+        node_free -= budget
+        if budget < req.vram_mb:
+            warnings.append(f"{req.name} VRAM budget ({_gb(req.vram_mb)}) exceeds GPU {gpu.index} on {node.name} "
+                            f"({gpu.name}, {_gb(gpu.usable_mb)} usable, {_gb(max(free(gpu), 0))} free). "
+                            f"Auto-adjusted to {_gb(budget)}.")
+            entry["budget_adjusted"] = True
+        gpu.services_mb += budget
+        gpu.services.append(req.name)
+        node.planned_mb += budget - entry["vram_mb"]
+        entry["vram_mb"] = budget
+        entry["gpu_index"] = gpu.index
+        entry["why"] = f"{entry['why']}; GPU {gpu.index} ({gpu.name}): {why}"
+    for gpu in gpus:
+        if gpu.services_mb > gpu.usable_mb and len(gpu.services) > 1:
+            warnings.append(f"Combined VRAM of {', '.join(sorted(gpu.services))} (~{_gb(gpu.services_mb)}) exceeds "
+                            f"GPU {gpu.index} capacity on {node.name} ({gpu.name}, {_gb(gpu.usable_mb)} usable)")
+
+
+# --------------------------------------------------------------------------- models
+
+class _ModelPlanner:
+    def __init__(self, nodes: list[Node], models: list[ModelReq], strategy: str, options: PlanOptions,
+                 warnings: list[str]) -> None:
+        self.nodes = nodes
+        self.by_name = {n.name: n for n in nodes}
+        self.by_model = {m.name: m for m in models}
+        self.models = sorted(models, key=lambda m: (-(m.vram_mb or 0), m.name))
+        self.strategy = strategy
+        self.options = options
+        self.warnings = warnings
+        self.placed: dict[str, list[Placement]] = {m.name: [] for m in models}
+        self.notes: dict[str, list[str]] = {m.name: [] for m in models}
+        self.max_gpu_capacity = max((n.capacity_mb for n in nodes if n.gpu_capable and n.models_allowed), default=0)
+
+    # -- eligibility and ranking
+    def eligible(self, model: ModelReq, node: Node) -> str | None:
+        if not node.models_allowed:
+            return f"{node.name} takes no models (pmoves_models_allowed: false)"
+        if not node.gpu_capable and not model.cpu_ok:
+            return f"{node.name} is a {node.node_class} node without GPU and {model.name} is not cpu_ok"
+        if model.vram_mb is not None and model.vram_mb > node.capacity_mb:
+            return f"{node.name} has {node.capacity_mb} MB usable, {model.name} needs {model.vram_mb} MB"
+        return None
+
+    def tier(self, model: ModelReq, node: Node) -> int:
+        if not self.options.class_rules:
+            return 0 if node.gpu_capable else 1
+        if model.kind == "embedding":
+            return 0 if not node.gpu_capable else (1 if node.node_class == "edge" else 2)
+        if model.params_b is not None and model.params_b <= EDGE_PARAMS_B:
+            return 0 if node.node_class == "edge" else (1 if node.gpu_capable else 2)
+        return 0 if node.gpu_capable else 1
+
+    def rule_text(self, model: ModelReq, node: Node) -> str:
+        if not self.options.class_rules:
+            return ""
+        if model.kind == "embedding" and not node.gpu_capable:
+            return "; embeddings prefer CPU nodes"
+        if model.params_b is not None and model.params_b >= XL_PARAMS_B:
+            return "; 70B+ prefers the biggest GPU node"
+        if model.params_b is not None and model.params_b <= EDGE_PARAMS_B and node.node_class == "edge":
+            return "; 1-8B models prefer edge nodes"
+        return ""
+
+    def best_node(self, model: ModelReq, exclude: str | None = None) -> Node | None:
+        size = model.vram_mb or 0
+        xl = self.options.class_rules and model.params_b is not None and model.params_b >= XL_PARAMS_B
+        spread = self.strategy == "spread"
+        best_key = None
+        best = None
+        cpu_ok = model.cpu_ok
+        name = model.name
+        for node in self.nodes:
+            if (node.free_mb < size or not node.models_allowed or name in node.models
+                    or (not cpu_ok and not node.gpu_capable) or node.name == exclude):
+                continue
+            tier = self.tier(model, node)
+            if xl:  # discrete GPU nodes first (seed 000: 70B+ on the 5090), biggest first
+                key = (tier, node.node_class != "gpu", -node.capacity_mb, node.planned_mb, node.name)
+            elif spread:
+                key = (tier, (node.planned_mb + size) / (node.capacity_mb or 1), node.name)
+            else:
+                key = (tier, 0 if node.planned_mb else 1, node.free_mb - size, node.name)
+            if best_key is None or key < best_key:
+                best_key = key
+                best = node
+        return best
+
+    def place(self, model: ModelReq, node: Node, why: str, pinned: bool = False, kept: bool = False) -> None:
+        placement = Placement(model.name, node.name, model.vram_mb or 0, why, pinned, kept)
+        node.models[model.name] = placement
+        node.planned_mb += placement.vram_mb
+        self.placed[model.name].append(placement)
+
+    def unplace(self, placement: Placement) -> None:
+        node = self.by_name[placement.host]
+        del node.models[placement.model]
+        node.planned_mb -= placement.vram_mb
+        self.placed[placement.model].remove(placement)
+
+    def greedy_why(self, model: ModelReq, node: Node) -> str:
+        share = round(100 * (node.planned_mb + (model.vram_mb or 0)) / node.capacity_mb) if node.capacity_mb else 0
+        if self.strategy == "spread":
+            head = f"spread: least planned share after placing ({share}% of {node.capacity_mb} MB)"
+        else:
+            head = f"binpack: tightest fit on a node already in use ({share}% of {node.capacity_mb} MB)"
+        return head + self.rule_text(model, node)
+
+    # -- phases
+    def run(self, previous: dict[str, Any] | None) -> None:
+        for model in self.models:
+            if model.vram_mb is None:
+                continue
+            for host in model.pins:
+                node = self.by_name.get(host)
+                reason = None
+                if node is None:
+                    reason = f"pin {host}: not a planned host (unknown, or no pmoves_hardware)"
+                else:
+                    reason = self.eligible(model, node)
+                    if reason is None and node.free_mb < model.vram_mb:
+                        reason = f"pin {host}: {node.free_mb} MB free, needs {model.vram_mb} MB"
+                    elif reason is not None:
+                        reason = f"pin {host}: {reason}"
+                if reason is None:
+                    self.place(model, node, f"pinned to {host} in the catalog", pinned=True)
+                else:
+                    self.notes[model.name].append(reason)
+                    self.warnings.append(f"model {model.name}: {reason}; the pin cannot hold")
+        if previous and self.options.sticky:
+            prior = previous.get("models") or {}
+            for model in self.models:
+                before = prior.get(model.name) or {}
+                why_before = before.get("why") or {}
+                for host in before.get("placed") or []:
+                    if len(self.placed[model.name]) >= self.target(model) or model.vram_mb is None:
+                        break
+                    node = self.by_name.get(host)
+                    if node is None or model.name in node.models or self.eligible(model, node) is not None:
+                        continue
+                    if node.free_mb >= model.vram_mb and len(self.placed[model.name]) < self.target(model):
+                        self.place(model, node, str(why_before.get(host) or "kept from the previous plan"), kept=True)
+        # Greedy orders, best count wins (ties: the first). Largest-first rounds give every model a first
+        # replica before any second one and pack well; when the fleet is oversubscribed, smallest-first
+        # places more replicas (the quality benchmark compares with the exact optimum).
+        start = self.snapshot()
+        best_state = None
+        for order in ("rounds", "ascending", "descending"):
+            if best_state is not None:
+                self.restore(start)
+            self.greedy(order)
+            count = sum(len(p) for p in self.placed.values())
+            if best_state is None or count > best_state[0]:
+                best_state = (count, self.snapshot())
+            if all(len(self.placed[m.name]) >= self.target(m) or m.vram_mb is None for m in self.models):
+                break
+        self.restore(best_state[1])
+        self.repair()
+
+    def snapshot(self) -> tuple[dict[str, tuple[int, dict[str, Placement]]], dict[str, list[Placement]]]:
+        return ({n.name: (n.planned_mb, dict(n.models)) for n in self.nodes},
+                {name: list(places) for name, places in self.placed.items()})
+
+    def restore(self, state: tuple[dict[str, tuple[int, dict[str, Placement]]], dict[str, list[Placement]]]) -> None:
+        nodes, placed = state
+        for node in self.nodes:
+            node.planned_mb, models = nodes[node.name]
+            node.models = dict(models)
+        self.placed = {name: list(places) for name, places in placed.items()}
+
+    def greedy(self, order: str) -> None:
+        if order == "rounds":
+            rounds = max((m.wanted for m in self.models), default=0)
+            sequence = [model for replica in range(rounds) for model in self.models if model.wanted > replica]
+        else:
+            sequence = [model for model in self.models for _ in range(model.wanted)]
+            if order == "ascending":
+                sequence.reverse()
+        stuck: set[str] = set()
+        for model in sequence:
+            if model.vram_mb is None or model.name in stuck or len(self.placed[model.name]) >= self.target(model):
+                continue
+            node = self.best_node(model)
+            if node is None:
+                stuck.add(model.name)
+                continue
+            self.place(model, node, self.stand_in(model) + self.greedy_why(model, node))
+
+    def target(self, model: ModelReq) -> int:
+        """Replicas to place: all wanted, or without the failed pins when they may not fall back."""
+        if self.options.pin_fallback:
+            return model.wanted
+        held = {p.host for p in self.placed[model.name] if p.pinned}
+        return model.wanted - sum(1 for host in model.pins if host not in held)
+
+    def stand_in(self, model: ModelReq) -> str:
+        held = {p.host for p in self.placed[model.name] if p.pinned}
+        failed = sum(1 for host in model.pins if host not in held)
+        unpinned = sum(1 for p in self.placed[model.name] if not p.pinned)
+        return "stands in for a pin that cannot hold; " if unpinned < failed else ""
+
+    def repair(self) -> None:
+        """Place short replicas by moving others out of the way; trade one replica for two (bounded work)."""
+        budget = self.options.repair_budget
+        progress = True
+        while progress and budget > 0:
+            progress, budget = self._repair_pass(budget)
+            if not progress and budget > 0:
+                progress, budget = self._eject_for_two(budget)
+
+    def _short(self) -> list[ModelReq]:
+        return sorted((m for m in self.models if m.vram_mb is not None and len(self.placed[m.name]) < self.target(m)),
+                      key=lambda m: (m.vram_mb or 0, m.name))
+
+    def _repair_pass(self, budget: int) -> tuple[bool, int]:
+        progress = False
+        for model in self._short():
+            while len(self.placed[model.name]) < self.target(model) and budget > 0:
+                budget -= len(self.nodes)
+                node = self.best_node(model)
+                if node is not None:
+                    self.place(model, node, self.stand_in(model) + self.greedy_why(model, node))
+                    progress = True
+                    continue
+                moved, budget = self._make_room(model, budget)
+                if not moved:
+                    break
+                progress = True
+        return progress, budget
+
+    def _eject_for_two(self, budget: int) -> tuple[bool, int]:
+        """Replace one replica on a node by two or more short replicas that fit in its place (net +1)."""
+        short = self._short()
+        if not short:
+            return False, budget
+        smallest = short[0].vram_mb or 0
+        for node in self.nodes:
+            if budget <= 0:
+                break
+            budget -= len(short)
+            if not node.models or node.free_mb + max(p.vram_mb for p in node.models.values()) < 2 * smallest:
+                continue
+            fitting = [m for m in short if m.name not in node.models and self.eligible(m, node) is None]
+            if len(fitting) < 2:
+                continue
+            for victim in sorted((p for p in node.models.values() if not p.pinned and not p.kept),
+                                 key=lambda p: (-p.vram_mb, p.model)):
+                room = node.free_mb + victim.vram_mb
+                chosen = []
+                for model in fitting:
+                    if model.name != victim.model and (model.vram_mb or 0) <= room:
+                        chosen.append(model)
+                        room -= model.vram_mb or 0
+                if len(chosen) >= 2:
+                    self.unplace(victim)
+                    for model in chosen:
+                        self.place(model, node, f"takes the room of {victim.model} ({len(chosen)} replicas in "
+                                   "for one out); " + self.greedy_why(model, node))
+                    return True, budget
+        return False, budget
+
+    def _make_room(self, model: ModelReq, budget: int) -> tuple[bool, int]:
+        """Move replicas off one eligible node (largest first) until the model fits there; undo on failure."""
+        size = model.vram_mb or 0
+        for node in self.nodes:
+            if budget <= 0:
+                return False, budget
+            if model.name in node.models or self.eligible(model, node) is not None:
+                continue
+            movable = sorted((p for p in node.models.values() if not p.pinned and not p.kept),
+                             key=lambda p: (-p.vram_mb, p.model))
+            if node.free_mb + sum(p.vram_mb for p in movable) < size:
+                continue
+            moves: list[tuple[Placement, Placement]] = []
+            order_before = {p.model: list(self.placed[p.model]) for p in movable}
+            for placement in movable:
+                if node.free_mb >= size:
+                    break
+                other = self.by_model[placement.model]
+                budget -= len(self.nodes)
+                target = self.best_node(other, exclude=node.name)
+                if target is None:
+                    continue
+                self.unplace(placement)
+                self.place(other, target, f"moved here from {node.name} to make room for {model.name}; "
+                           + self.greedy_why(other, target))
+                moves.append((placement, self.placed[other.name][-1]))
+            if node.free_mb >= size:
+                self.place(model, node, f"placed after moving {', '.join(m.model for m, _ in moves)} away; "
+                           + self.greedy_why(model, node))
+                return True, budget
+            for original, moved in reversed(moves):  # undo: this node cannot be freed enough
+                self.unplace(moved)
+                self.by_name[original.host].models[original.model] = original
+                self.by_name[original.host].planned_mb += original.vram_mb
+                self.placed[original.model] = order_before[original.model]
+        return False, budget
+
+    def unplaced_reason(self, model: ModelReq) -> str:
+        notes = list(self.notes[model.name])
+        if model.vram_mb is None:
+            return "cannot estimate VRAM: set vram_mb in the catalog"
+        allowed = [n for n in self.nodes if n.models_allowed and (n.gpu_capable or model.cpu_ok)]
+        if not allowed:
+            base = ("no node may take it: " + ("no node allows models" if model.cpu_ok else
+                                                "it is not cpu_ok and no GPU-capable node allows models"))
+        else:
+            largest = max(allowed, key=lambda n: (n.capacity_mb, n.name))
+            big_enough = [n for n in allowed if n.capacity_mb >= model.vram_mb]
+            if not big_enough:
+                base = f"needs {model.vram_mb} MB; largest node has {largest.capacity_mb} MB"
+            elif len(big_enough) < model.wanted:
+                base = (f"needs {model.wanted} replicas on distinct hosts; only {len(big_enough)} eligible "
+                        f"node(s) have {model.vram_mb} MB")
+            else:
+                roomiest = max((n for n in big_enough if model.name not in n.models),
+                               key=lambda n: (n.free_mb, n.name), default=None)
+                base = f"no room: needs {model.vram_mb} MB" + (
+                    f"; most free eligible node {roomiest.name} has {roomiest.free_mb} MB" if roomiest else "")
+        return "; ".join([base, *notes])
+
+
+# --------------------------------------------------------------------------- plan
+
+def _previous_pairs(previous: dict[str, Any] | None) -> set[tuple[str, str, str]]:
+    pairs: set[tuple[str, str, str]] = set()
+    if not previous:
+        return pairs
+    for name, entry in (previous.get("models") or {}).items():
+        for host in entry.get("placed") or []:
+            pairs.add(("model", name, host))
+    for name, entry in (previous.get("services") or {}).items():
+        for host in (entry or {}).get("placed") or []:
+            pairs.add(("service", name, host))
+    return pairs
+
+
+def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[Any] | None = None,
+               options: PlanOptions | None = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plan the fleet; returns the plan.json document (contract 2 plus explanations)."""
+    options = options or PlanOptions()
+    gpu_strategy, model_strategy = options.resolved()
+    digest = inputs_digest(hosts, models, services or [], options)
+    if previous and options.sticky and previous.get("inputs_digest") == digest and previous.get("schema") == SCHEMA:
+        return copy.deepcopy(previous)  # nothing changed: the previous plan is the plan (byte-identical)
+    warnings: list[str] = []
+    nodes, undiscovered = build_nodes(hosts, options, warnings)
+    node_map = {n.name: n for n in nodes}
+    model_reqs, skipped = parse_models(models, warnings)
+    service_reqs = parse_services(services or [], warnings)
+    service_catalog = {s.name: s for s in service_reqs}
+
+    services_summary = place_services(service_reqs, node_map, model_strategy, warnings,
+                                      previous if options.sticky else None)
+    for node in nodes:
+        assign_gpus(node, service_catalog, gpu_strategy, warnings)
+
+    planner = _ModelPlanner(nodes, model_reqs, model_strategy, options, warnings)
+    planner.run(previous)
+
+    models_out: dict[str, Any] = {}
+    unplaced: list[dict[str, Any]] = []
+    for model in sorted(model_reqs, key=lambda m: m.name):
+        placements = planner.placed[model.name]
+        entry: dict[str, Any] = {
+            "wanted": model.wanted, "placed": [p.host for p in placements], "vram_mb": model.vram_mb or 0,
+            "vram_source": model.estimate_source, "cpu_ok": model.cpu_ok, "kind": model.kind,
+            "why": {p.host: p.why for p in placements},
+        }
+        if model.params_b is not None:
+            entry["params_b"] = model.params_b
+        if model.alias:
+            entry["alias"] = model.alias
+        if model.pins:
+            entry["pin"] = list(model.pins)
+        models_out[model.name] = entry
+        missing = model.wanted - len(placements)
+        if missing > 0:
+            reason = planner.unplaced_reason(model)
+            unplaced.append({"model": model.name, "missing": missing, "reason": reason})
+            entry["unplaced_reason"] = reason
+            warnings.append(f"model {model.name}: {len(placements)} of {model.wanted} replicas placed ({reason})")
+
+    nodes_out: dict[str, Any] = {}
+    for node in nodes:
+        share = node.planned_mb / node.capacity_mb if node.capacity_mb else 0.0
+        if node.capacity_mb and share > options.warn_planned_share:
+            warnings.append(f"node {node.name} is planned at {round(100 * share)}% of its usable VRAM "
+                            f"({node.planned_mb} of {node.capacity_mb} MB)")
+        nodes_out[node.name] = {
+            "class": node.node_class, "vram_total_mb": node.capacity_mb, "vram_planned_mb": node.planned_mb,
+            "models": sorted(node.models), "services": sorted(node.services, key=lambda s: s["name"]),
+            "gpu_capable": node.gpu_capable, "models_allowed": node.models_allowed,
+            "hardware_source": node.hardware_source, "gpus": _gpu_breakdown(node),
+        }
+
+    new_pairs = {("model", m, h) for m, e in models_out.items() for h in e["placed"]}
+    new_pairs |= {("service", s, h) for s, e in services_summary.items() for h in e["placed"]}
+    still_wanted = {("model", m) for m in models_out} | {("service", s) for s in services_summary}
+    moved = sorted(f"{kind} {name} left {host}" for kind, name, host in _previous_pairs(previous) - new_pairs
+                   if (kind, name) in still_wanted)
+
+    return {
+        "schema": SCHEMA,
+        "inputs_digest": digest,
+        "strategy": options.strategy,
+        "gpu_strategy": gpu_strategy,
+        "model_strategy": model_strategy,
+        "nodes": nodes_out,
+        "models": models_out,
+        "services": services_summary,
+        "unplaced": unplaced,
+        "skipped": skipped,
+        "undiscovered": undiscovered,
+        "moved": len(moved),
+        "moved_detail": moved,
+        "warnings": list(dict.fromkeys(warnings)),
+    }
+
+
+def inputs_digest(hosts: list[dict[str, Any]], models: list[Any], services: list[Any], options: PlanOptions) -> str:
+    """sha256 of everything a plan depends on (hosts, catalogs, options, planner version)."""
+    canonical = json.dumps({"hosts": sorted(hosts, key=lambda h: str(h.get("name"))), "models": models,
+                            "services": services, "options": asdict(options), "version": PLANNER_VERSION},
+                           sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _gpu_breakdown(node: Node) -> list[dict[str, Any]]:
+    """Per GPU: services on it plus the models' share (Ollama splits layers by free memory)."""
+    if not node.gpus:
+        return []
+    models_mb = sum(p.vram_mb for p in node.models.values())
+    free = [max(g.usable_mb - g.services_mb, 0) for g in node.gpus]
+    total_free = sum(free) or 1
+    shares = [models_mb * f // total_free for f in free]
+    if shares:
+        shares[free.index(max(free))] += models_mb - sum(shares)
+    return [{"index": g.index, "name": g.name, "total_mb": g.total_mb, "usable_mb": g.usable_mb,
+             "unified_memory": g.unified, "services": sorted(g.services), "services_mb": g.services_mb,
+             "models_mb": share, "planned_mb": g.services_mb + share} for g, share in zip(node.gpus, shares, strict=True)]
+
+
+def dumps_plan(plan: dict[str, Any]) -> str:
+    """The one serialisation of plan.json: sorted keys, fixed separators, trailing newline."""
+    return json.dumps(plan, sort_keys=True, indent=2, ensure_ascii=False, separators=(",", ": ")) + "\n"

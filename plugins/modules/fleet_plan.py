@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# Copyright: pmoves.fleet contributors
+# Apache License 2.0
+"""Documentation of pmoves.fleet.fleet_plan; the work is done by the action plugin of the same name."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: fleet_plan
+short_description: Plan which Ollama models and services go to which host and GPU of the fleet
+description:
+  - Runs on the controller (action plugin). Reads every inventory host's C(pmoves_hardware) (the
+    fact from M(pmoves.fleet.hardware_facts) when cached, else the one declared in inventory), the
+    host's class group (C(gpu_nodes), C(edge_nodes), C(apu_nodes), C(npu_nodes), C(cpu_nodes)), the
+    model and service catalogs and the strategy, and writes C(plan.json), C(plan.md) and
+    C(plan.html) into O(artifacts_dir).
+  - The inventory class group wins over C(pmoves_hardware.node_class); a disagreement is a warning.
+    Hosts without any C(pmoves_hardware) are named in the warnings and get nothing.
+  - Same inputs give a byte-identical C(plan.json). With O(sticky), placements of the previous
+    C(plan.json) in O(artifacts_dir) that are still valid are kept, so adding a node or a model
+    moves as few placements as possible (C(moved) in the plan).
+  - Per-host knobs read from hostvars - C(pmoves_models_allowed) (false - the host takes no models),
+    C(pmoves_vram_reserve_mb), C(pmoves_cpu_ram_share), C(pmoves_unified_memory_share).
+  - See docs/planner.md for the placement rules, the strategies and the catalog fields.
+version_added: "0.1.0"
+author:
+  - pmoves.fleet contributors
+options:
+  artifacts_dir:
+    description: Directory for plan.json and the reports; created when missing.
+    type: path
+    required: true
+  models:
+    description:
+      - Model catalog (C(pmoves_models)), entries C({name, replicas, pin, vram_mb, context, parallel,
+        kv_cache_type, cpu_ok, alias}). A bare string is a model name with one replica.
+      - C(vram_mb) when given is final; otherwise it is estimated from the built-in table of Ollama
+        library models (weights at the tag's quantisation + KV cache for C(context) x C(parallel) + overhead).
+    type: list
+    elements: raw
+    default: []
+  services:
+    description:
+      - Service catalog (C(pmoves_services)), entries C({name, vram_mb, vram_min_mb, gpu, classes,
+        primary, fallback, replicas, gpu_index, latency_critical, isolate, port, health}).
+      - C(vram_min_mb) below C(vram_mb) makes the budget adjustable (seed 004 auto-adjust).
+    type: list
+    elements: raw
+    default: []
+  strategy:
+    description:
+      - C(pmoves_strategy). A GPU strategy (services over the GPUs of one host) or a model strategy
+        (models across hosts); the other one comes from O(gpu_strategy) / O(model_strategy).
+    type: str
+    default: balanced
+    choices: [manual, vram_based, latency_optimized, isolation_first, balanced, spread, binpack]
+  gpu_strategy:
+    description: GPU strategy when O(strategy) is a model strategy (default C(vram_based)).
+    type: str
+    choices: [manual, vram_based, latency_optimized, isolation_first, balanced]
+  model_strategy:
+    description: Model strategy when O(strategy) is a GPU strategy (default C(spread)).
+    type: str
+    choices: [spread, binpack]
+  vram_reserve_mb:
+    description: VRAM kept free on every discrete GPU (capped at 25 % of the GPU).
+    type: int
+    default: 512
+  cpu_ram_share:
+    description: Share of RAM a CPU or NPU node offers to C(cpu_ok) models.
+    type: float
+    default: 0.5
+  unified_memory_share:
+    description: Share of RAM used by a unified-memory node whose pmoves_hardware lists no GPU entry.
+    type: float
+    default: 0.75
+  class_rules:
+    description: Apply the size rules (70B+ to the biggest node, 1-8B to edge nodes, embeddings to CPU nodes).
+    type: bool
+    default: true
+  sticky:
+    description: Keep still-valid placements of the previous plan.json in O(artifacts_dir).
+    type: bool
+    default: true
+  pin_fallback:
+    description: A pin that cannot hold still gets its replica on another host (the pin failure is a warning).
+    type: bool
+    default: true
+  report:
+    description: Also write plan.md and plan.html next to plan.json.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Plans and reports the result; writes nothing.
+  diff_mode:
+    support: full
+    description: Shows placements of the previous plan against the new one.
+  idempotent:
+    support: full
+    description: An unchanged fleet and catalog give the same plan.json, reported as not changed.
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Plan | place models and services
+  pmoves.fleet.fleet_plan:
+    artifacts_dir: "{{ pmoves_artifacts_dir }}"
+    models: "{{ pmoves_models | default([]) }}"
+    services: "{{ pmoves_services | default([]) }}"
+    strategy: "{{ pmoves_strategy | default('balanced') }}"
+
+- name: Plan | fewest nodes, services by VRAM
+  pmoves.fleet.fleet_plan:
+    artifacts_dir: artifacts
+    models:
+      - {name: "qwen2.5:32b", replicas: 2}
+      - {name: nomic-embed-text, replicas: 3, cpu_ok: true}
+    strategy: binpack
+    gpu_strategy: vram_based
+"""
+
+RETURN = r"""
+path:
+  description: Path of the plan.json written (or that would be written in check mode).
+  returned: always
+  type: str
+plan:
+  description: The plan (contract 2 of DESIGN.md plus explanations).
+  returned: always
+  type: dict
+  contains:
+    schema:
+      description: Schema version, 1.
+      type: int
+    strategy:
+      description: The strategy asked for.
+      type: str
+    nodes:
+      description: Per host - class, vram_total_mb, vram_planned_mb, models, services (name, gpu_index, vram_mb, why), gpus.
+      type: dict
+    models:
+      description: Per normalised model name - wanted, placed hosts, vram_mb, why per host.
+      type: dict
+    unplaced:
+      description: One entry per model short of replicas - model, missing, reason.
+      type: list
+      elements: dict
+    warnings:
+      description: Everything a user should know (failed pins, full nodes, non-Ollama entries, ...).
+      type: list
+      elements: str
+    moved:
+      description: Placements of the previous plan that moved.
+      type: int
+summary:
+  description: Counts - nodes, models, replicas_wanted, replicas_placed, unplaced, warnings, moved.
+  returned: always
+  type: dict
+plan_warnings:
+  description: The plan's warnings.
+  returned: always
+  type: list
+  elements: str
+"""

@@ -1,0 +1,100 @@
+"""Planner test helpers (not a test double): seed inventories as host records, contract-2 invariant checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
+from ansible_collections.pmoves.fleet.plugins.module_utils.placement import CLASS_GROUPS, GPU_CLASSES
+
+REPO = Path(__file__).resolve().parents[3]
+SEED_INVENTORIES = ("pmoves", "forge", "gpu-mesh", "homelab", "workstation")
+HOST_KNOBS = ("pmoves_models_allowed", "pmoves_vram_reserve_mb", "pmoves_cpu_ram_share", "pmoves_unified_memory_share")
+
+
+def load_inventory(name: str) -> dict[str, Any]:
+    """``ansible-inventory --list`` of inventories/<name>: host records plus the catalogs of group all."""
+    binary = Path(sys.executable).parent / "ansible-inventory"
+    out = subprocess.run([str(binary), "-i", str(REPO / "inventories" / name), "--list"], cwd=REPO,
+                         check=True, capture_output=True, text=True).stdout
+    data = json.loads(out)
+    hostvars = data["_meta"]["hostvars"]
+    groups: dict[str, list[str]] = {}
+
+    def walk(group: str) -> list[str]:
+        entry = data.get(group, {})
+        members = list(entry.get("hosts", []))
+        for child in entry.get("children", []):
+            members += walk(child)
+        groups[group] = members
+        return members
+
+    walk("all")
+    hosts = []
+    for host in sorted(hostvars):
+        hv = hostvars[host]
+        hosts.append({
+            "name": host,
+            "groups": [g for g, _ in CLASS_GROUPS if host in groups.get(g, [])],
+            "hardware": hv.get("pmoves_hardware"),
+            "vars": {k: hv[k] for k in HOST_KNOBS if k in hv},
+            "all_groups": sorted(g for g, members in groups.items() if host in members),
+        })
+    any_vars = next(iter(hostvars.values()))
+    return {"hosts": hosts, "hostvars": hostvars, "models": any_vars.get("pmoves_models", []),
+            "services": any_vars.get("pmoves_services", []), "strategy": any_vars.get("pmoves_strategy", "balanced"),
+            "gpu_strategy": any_vars.get("pmoves_gpu_strategy"), "cpu_ram_share": any_vars.get("pmoves_cpu_ram_share")}
+
+
+def check_invariants(plan: dict[str, Any], hosts: list[dict[str, Any]], catalog: list[Any]) -> None:
+    """Every invariant of contract 2, asserted on one plan."""
+    by_host = {h["name"]: h for h in hosts}
+    assert plan["schema"] == 1
+    # keys are normalised names
+    for name in plan["models"]:
+        assert name == normalize_model_name(name)
+    for host, node in plan["nodes"].items():
+        assert by_host[host]["hardware"], f"{host} has no hardware but is planned"
+        assert node["vram_planned_mb"] <= node["vram_total_mb"], host
+        models_mb = sum(plan["models"][m]["vram_mb"] for m in node["models"])
+        services_mb = sum(s["vram_mb"] for s in node["services"])
+        assert node["vram_planned_mb"] == models_mb + services_mb, host
+        gpus_mb = sum(g["memory_total_mb"] for g in by_host[host]["hardware"].get("gpus") or [])
+        if node["class"] in GPU_CLASSES and gpus_mb:
+            assert 0.75 * gpus_mb <= node["vram_total_mb"] <= gpus_mb, host
+        if node["class"] not in GPU_CLASSES:
+            for model in node["models"]:
+                assert plan["models"][model]["cpu_ok"], f"{model} on {node['class']} node {host} is not cpu_ok"
+        if by_host[host].get("vars", {}).get("pmoves_models_allowed") is False:
+            assert node["models"] == [], host
+        for service in node["services"]:
+            assert "name" in service and "gpu_index" in service
+            if service["gpu_index"] is not None:
+                assert service["gpu_index"] in {g["index"] for g in node["gpus"]}
+    unplaced = {u["model"]: u for u in plan["unplaced"]}
+    for name, entry in plan["models"].items():
+        assert len(set(entry["placed"])) == len(entry["placed"]), f"{name} twice on one host"
+        for host in entry["placed"]:
+            assert name in plan["nodes"][host]["models"]
+        missing = entry["wanted"] - len(entry["placed"])
+        if missing > 0:
+            assert unplaced[name]["missing"] == missing and unplaced[name]["reason"]
+        else:
+            assert name not in unplaced
+        assert set(entry["why"]) == set(entry["placed"])
+    # nothing silently dropped: every catalog entry is in models or named in skipped/warnings
+    skipped = {s["entry"] for s in plan.get("skipped", [])}
+    for raw in catalog:
+        name = raw if isinstance(raw, str) else raw["name"]
+        assert normalize_model_name(name) in plan["models"] or name in skipped
+    # pins honoured or reported
+    for raw in catalog:
+        if isinstance(raw, dict) and raw.get("pin"):
+            name = normalize_model_name(raw["name"])
+            for host in raw["pin"]:
+                if name in plan["models"] and host not in plan["models"][name]["placed"]:
+                    assert any(host in w and name in w and "pin" in w for w in plan["warnings"]), (name, host)
