@@ -1,0 +1,23 @@
+"""Filters over the hardware profiles of seed 001 (built-ins merged with the user's)."""
+
+from __future__ import annotations
+
+from ansible_collections.pmoves.fleet.plugins.module_utils.hardware_profiles import PROFILE_FIELDS, merge_profiles
+
+DOCUMENTATION_MERGE = """
+name: merge_hardware_profiles
+short_description: Built-in hardware profiles with the user's merged over them, in the seed's shape
+"""
+
+
+def merge_hardware_profiles(user_profiles: dict | None) -> dict:
+    """{name: {arch, gpu_memory, nvlink, power_mode, tensorrt_precision, max_batch_size, kv_cache_fraction}}."""
+    return {
+        name: {key: profile.get(key) for key in PROFILE_FIELDS if profile.get(key) is not None}
+        for name, profile in sorted(merge_profiles(user_profiles).items())
+    }
+
+
+class FilterModule:
+    def filters(self):
+        return {"merge_hardware_profiles": merge_hardware_profiles}
