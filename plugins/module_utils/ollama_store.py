@@ -1,0 +1,264 @@
+"""Ollama's on-disk model store: manifests and blobs, and copying models between stores.
+
+Layout under OLLAMA_MODELS (the same for every Ollama release since 0.1)::
+
+    manifests/<host>/<namespace>/<model>/<tag>     JSON manifest (config + layers, each with digest/size)
+    blobs/sha256-<hex>                             content-addressed blob; <hex> is its sha256
+
+A model copied between stores (another node's OLLAMA_MODELS, a cache directory, an NFS
+export) is complete when its manifest and every blob it names are there. ``plan_sync`` works
+out what is missing; ``apply_sync`` copies blobs first -- hashing each one while it is copied and
+refusing any whose sha256 is not the one in its file name -- and writes the manifest last, so a
+half-copied model is never visible to Ollama. Standard library only, no Ansible import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import split_model_name
+
+DEFAULT_HOST = "registry.ollama.ai"
+DEFAULT_NAMESPACE = "library"
+DIGEST_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
+CHUNK = 4 * 1024 * 1024
+
+
+class StoreError(Exception):
+    """A store problem with a message naming the file."""
+
+
+@dataclass(frozen=True)
+class ModelPath:
+    host: str
+    namespace: str
+    model: str
+    tag: str
+
+    @classmethod
+    def from_name(cls, name: str) -> ModelPath:
+        model, tag = split_model_name(name)
+        parts = model.split("/")
+        if len(parts) == 1:
+            return cls(DEFAULT_HOST, DEFAULT_NAMESPACE, parts[0], tag)
+        if len(parts) == 2:
+            return cls(DEFAULT_HOST, parts[0], parts[1], tag)
+        if len(parts) == 3:
+            return cls(parts[0], parts[1], parts[2], tag)
+        raise StoreError(f"model name {name!r} has too many '/' parts")
+
+    @property
+    def relpath(self) -> str:
+        return "/".join(("manifests", self.host, self.namespace, self.model, self.tag))
+
+    @property
+    def display(self) -> str:
+        if (self.host, self.namespace) == (DEFAULT_HOST, DEFAULT_NAMESPACE):
+            return f"{self.model}:{self.tag}"
+        if self.host == DEFAULT_HOST:
+            return f"{self.namespace}/{self.model}:{self.tag}"
+        return f"{self.host}/{self.namespace}/{self.model}:{self.tag}"
+
+
+def blob_relpath(digest: str) -> str:
+    match = DIGEST_RE.match(digest)
+    if not match:
+        raise StoreError(f"invalid blob digest {digest!r} (expected sha256:<64 hex>)")
+    return f"blobs/sha256-{match.group(1)}"
+
+
+def find_manifest(root: Path, name: str) -> Path | None:
+    """Manifest file for ``name`` under root, matched case-insensitively like Ollama does."""
+    wanted = ModelPath.from_name(name)
+    exact = root / wanted.relpath
+    if exact.is_file():
+        return exact
+    manifests = root / "manifests"
+    if not manifests.is_dir():
+        return None
+    key = wanted.relpath.lower()
+    for path in manifests.glob("*/*/*/*"):
+        if path.is_file() and path.relative_to(root).as_posix().lower() == key:
+            return path
+    return None
+
+
+def manifest_layers(manifest: dict[str, Any]) -> list[tuple[str, int]]:
+    """(digest, size) of every blob a manifest names: layers then config, without duplicates."""
+    entries = list(manifest.get("layers") or [])
+    if (manifest.get("config") or {}).get("digest"):
+        entries.append(manifest["config"])
+    seen: dict[str, int] = {}
+    for entry in entries:
+        digest = entry.get("digest")
+        if not isinstance(digest, str):
+            raise StoreError("manifest layer without a digest")
+        blob_relpath(digest)
+        seen.setdefault(digest, int(entry.get("size") or 0))
+    return list(seen.items())
+
+
+def read_manifest(root: Path, name: str) -> tuple[Path, bytes, dict[str, Any]]:
+    path = find_manifest(root, name)
+    if path is None:
+        raise StoreError(f"model {name} is not in {root} (no {root / ModelPath.from_name(name).relpath})")
+    data = path.read_bytes()
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise StoreError(f"manifest {path} is not JSON: {exc}") from exc
+    return path, data, manifest
+
+
+def list_models(root: Path) -> list[str]:
+    manifests = root / "manifests"
+    if not manifests.is_dir():
+        return []
+    names = []
+    for path in sorted(manifests.glob("*/*/*/*")):
+        if path.is_file() and not path.name.endswith(".tmp"):
+            host, namespace, model, tag = path.relative_to(manifests).parts
+            names.append(ModelPath(host, namespace, model, tag).display)
+    return names
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def blob_ok(path: Path, digest: str, size: int, verify: str) -> bool:
+    """Whether ``path`` holds the blob: by size (cheap) or by re-hashing it (``verify='sha256'``)."""
+    try:
+        if path.stat().st_size != size:
+            return False
+    except FileNotFoundError:
+        return False
+    return verify != "sha256" or sha256_file(path) == digest
+
+
+@dataclass
+class SyncPlan:
+    name: str
+    source_manifest: Path
+    manifest_bytes: bytes
+    blobs: list[tuple[str, int]]
+    missing: list[tuple[str, int]] = field(default_factory=list)
+    manifest_current: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.missing) or not self.manifest_current
+
+    @property
+    def bytes_to_copy(self) -> int:
+        return sum(size for _, size in self.missing)
+
+
+def plan_sync(src: Path, dest: Path, name: str, verify: str = "size") -> SyncPlan:
+    """What copying ``name`` from store ``src`` into store ``dest`` has to do."""
+    path, data, manifest = read_manifest(src, name)
+    blobs = manifest_layers(manifest)
+    for digest, size in blobs:
+        source_blob = src / blob_relpath(digest)
+        if not source_blob.is_file():
+            raise StoreError(f"model {name} in {src} is incomplete: {source_blob} is missing")
+        if source_blob.stat().st_size != size:
+            raise StoreError(f"model {name} in {src} is incomplete: {source_blob} has "
+                             f"{source_blob.stat().st_size} bytes, the manifest says {size}")
+    relpath = path.relative_to(src).as_posix()
+    dest_manifest = dest / relpath
+    plan = SyncPlan(name=name, source_manifest=path, manifest_bytes=data, blobs=blobs)
+    plan.missing = [(d, s) for d, s in blobs if not blob_ok(dest / blob_relpath(d), d, s, verify)]
+    plan.manifest_current = dest_manifest.is_file() and dest_manifest.read_bytes() == data
+    return plan
+
+
+def copy_blob(source: Path, target: Path, digest: str, uid: int = -1, gid: int = -1) -> int:
+    """Copy one blob, hashing while copying; the target appears only when the hash matches."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".pmoves-partial", dir=target.parent)
+    tmp = Path(tmp_name)
+    copied = 0
+    try:
+        with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
+            while chunk := reader.read(CHUNK):
+                hasher.update(chunk)
+                writer.write(chunk)
+                copied += len(chunk)
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            raise StoreError(f"blob {source} is corrupt: its sha256 is {actual}, its name says {digest}; "
+                             f"nothing was copied for it")
+        os.chmod(tmp, 0o644)
+        if uid != -1 or gid != -1:
+            os.chown(tmp, uid, gid)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return copied
+
+
+def apply_sync(plan: SyncPlan, src: Path, dest: Path, uid: int = -1, gid: int = -1) -> int:
+    """Copy missing blobs (verified) then the manifest; return bytes copied."""
+    copied = 0
+    for digest, _ in plan.missing:
+        copied += copy_blob(src / blob_relpath(digest), dest / blob_relpath(digest), digest, uid, gid)
+    target = dest / plan.source_manifest.relative_to(src)
+    if not (target.is_file() and target.read_bytes() == plan.manifest_bytes):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(plan.manifest_bytes)
+        os.chmod(tmp, 0o644)
+        if uid != -1 or gid != -1:
+            os.chown(tmp, uid, gid)
+            for parent in _new_dirs(dest, target.parent):
+                os.chown(parent, uid, gid)
+        os.replace(tmp, target)
+    return copied
+
+
+def _new_dirs(root: Path, leaf: Path) -> list[Path]:
+    parts = []
+    current = leaf
+    while current != root and root in current.parents:
+        parts.append(current)
+        current = current.parent
+    return parts
+
+
+def remove_partial_copies(dest: Path) -> None:
+    blobs = dest / "blobs"
+    if blobs.is_dir():
+        for stale in blobs.glob("*.pmoves-partial"):
+            stale.unlink()
+
+
+__all__ = [
+    "ModelPath",
+    "StoreError",
+    "SyncPlan",
+    "apply_sync",
+    "blob_ok",
+    "blob_relpath",
+    "copy_blob",
+    "find_manifest",
+    "list_models",
+    "manifest_layers",
+    "plan_sync",
+    "read_manifest",
+    "remove_partial_copies",
+    "sha256_file",
+]

@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# Copyright: pmoves.fleet developers
+# Apache-2.0
+"""Ansible module: copy Ollama models (manifest + verified blobs) between model stores."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ollama_blob_sync
+short_description: Copy Ollama models between model directories, verifying every blob
+description:
+  - Copies models from one Ollama model store (a peer's C(OLLAMA_MODELS) mounted or staged on this
+    host, a local cache directory, removable media) into another, so a fleet downloads each model
+    from the internet once and fans it out over the LAN.
+  - Both stores use Ollama's layout, C(manifests/<host>/<namespace>/<model>/<tag>) and
+    C(blobs/sha256-<hex>).
+  - Every copied blob is hashed while it is copied and must match the sha256 in its file name;
+    a corrupt blob fails the task and is never put in place. Blobs go first, the manifest last, so
+    Ollama never sees a half-copied model. Blobs already present are not copied again.
+  - Ollama lists a copied model at once (C(/api/tags) reads the manifests on disk); no restart.
+version_added: "0.1.0"
+author: pmoves.fleet developers
+options:
+  names:
+    description:
+      - Models to copy, for example C(qwen2.5:14b) (C(:latest) when no tag).
+      - Empty means every model found in I(src).
+    type: list
+    elements: str
+    default: []
+  src:
+    description: Source model store (the directory that holds C(manifests/) and C(blobs/)).
+    type: path
+    required: true
+  dest:
+    description: Destination model store, usually the node's C(OLLAMA_MODELS).
+    type: path
+    required: true
+  missing:
+    description:
+      - What to do when a requested model is not in I(src). C(fail) stops the task; C(skip) reports
+        it in C(not_found) (useful for an opportunistic cache before a registry pull).
+    type: str
+    choices: [fail, skip]
+    default: fail
+  verify:
+    description:
+      - How blobs already in I(dest) are checked. C(size) trusts a blob of the right size (names are
+        hashes, and blobs copied by this module or pulled by Ollama were verified when written);
+        C(sha256) re-hashes them and replaces any that do not match.
+    type: str
+    choices: [size, sha256]
+    default: size
+  owner:
+    description: Owner of the files written in I(dest) (the ollama service user).
+    type: str
+  group:
+    description: Group of the files written in I(dest).
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reports the models and bytes that would be copied and writes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: A model whose manifest and blobs are already in I(dest) is not copied again.
+"""
+
+EXAMPLES = r"""
+- name: Ollama | Seed this node from the LAN cache instead of the internet
+  pmoves.fleet.ollama_blob_sync:
+    names: [qwen2.5:14b, nomic-embed-text]
+    src: /srv/ollama-cache
+    dest: /var/lib/ollama/models
+    owner: ollama
+    group: ollama
+    missing: skip
+
+- name: Ollama | Export this node's models into the shared cache
+  pmoves.fleet.ollama_blob_sync:
+    src: /var/lib/ollama/models
+    dest: /srv/ollama-cache
+"""
+
+RETURN = r"""
+copied:
+  description: Models whose manifest or blobs were copied (or would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["qwen2.5:14b"]
+present:
+  description: Requested models that were already complete in I(dest).
+  returned: always
+  type: list
+  elements: str
+not_found:
+  description: Requested models not found in I(src) (with I(missing=skip)).
+  returned: always
+  type: list
+  elements: str
+blobs_copied:
+  description: Number of blobs copied.
+  returned: always
+  type: int
+bytes_copied:
+  description: Bytes copied (in check mode, bytes that would be copied).
+  returned: always
+  type: int
+"""
+
+import grp
+import os
+import pwd
+from pathlib import Path
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_store import (
+    StoreError,
+    apply_sync,
+    find_manifest,
+    list_models,
+    plan_sync,
+    remove_partial_copies,
+)
+
+
+def resolve_ids(module: AnsibleModule) -> tuple[int, int]:
+    uid = gid = -1
+    try:
+        if module.params["owner"]:
+            uid = pwd.getpwnam(module.params["owner"]).pw_uid
+        if module.params["group"]:
+            gid = grp.getgrnam(module.params["group"]).gr_gid
+    except KeyError as exc:
+        module.fail_json(msg=f"unknown owner or group: {exc}")
+    return uid, gid
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "names": {"type": "list", "elements": "str", "default": []},
+            "src": {"type": "path", "required": True},
+            "dest": {"type": "path", "required": True},
+            "missing": {"type": "str", "default": "fail", "choices": ["fail", "skip"]},
+            "verify": {"type": "str", "default": "size", "choices": ["size", "sha256"]},
+            "owner": {"type": "str"},
+            "group": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    src, dest = Path(module.params["src"]), Path(module.params["dest"])
+    if not src.is_dir():
+        if module.params["missing"] == "skip":
+            module.exit_json(changed=False, copied=[], present=[], not_found=list(module.params["names"]),
+                             blobs_copied=0, bytes_copied=0)
+        module.fail_json(msg=f"source model store {src} does not exist or is not a directory")
+    if src.resolve() == dest.resolve():
+        module.fail_json(msg=f"src and dest are the same directory ({src})")
+    uid, gid = resolve_ids(module)
+    names = module.params["names"] or list_models(src)
+    copied, present, not_found = [], [], []
+    blobs = size = 0
+    try:
+        if not module.check_mode:
+            remove_partial_copies(dest)
+        for name in names:
+            if find_manifest(src, name) is None and module.params["missing"] == "skip":
+                not_found.append(name)
+                continue
+            plan = plan_sync(src, dest, name, module.params["verify"])
+            if not plan.changed:
+                present.append(name)
+                continue
+            copied.append(name)
+            blobs += len(plan.missing)
+            if module.check_mode:
+                size += plan.bytes_to_copy
+            else:
+                for directory in (dest / "blobs", dest / "manifests"):
+                    if not directory.exists():
+                        directory.mkdir(parents=True, mode=0o755)
+                        if uid != -1 or gid != -1:
+                            os.chown(directory, uid, gid)
+                size += apply_sync(plan, src, dest, uid, gid)
+    except (StoreError, OSError) as exc:
+        module.fail_json(msg=str(exc), copied=copied, present=present, not_found=not_found)
+    module.exit_json(changed=bool(copied), copied=copied, present=present, not_found=not_found,
+                     blobs_copied=blobs, bytes_copied=size)
+
+
+if __name__ == "__main__":
+    main()

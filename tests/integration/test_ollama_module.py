@@ -1,0 +1,131 @@
+"""pmoves.fleet.ollama_model and ollama_blob_sync driven by ansible-playbook, as users call them.
+
+The Ollama test double runs as a real process on a loopback port (two of them, with separate
+model directories, for the LAN copy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "doubles" / "ollama_emulator"))
+
+from harness import emulator_process  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+def play(tmp_path: Path, tasks: str, check: bool = False, name: str = "play.yml") -> tuple[int, dict]:
+    """Run tasks (YAML text) on localhost; return (rc, {task name: result}) from the json callback."""
+    playbook = tmp_path / name
+    header = ("- hosts: localhost\n  gather_facts: false\n"
+              "  vars:\n    ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n  tasks:\n")
+    playbook.write_text(header + textwrap.indent(textwrap.dedent(tasks), "    "))
+    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+           "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCALHOST_WARNING": "false",
+           "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+    argv = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert "{" in proc.stdout, proc.stdout + proc.stderr
+    # the json document, without what other enabled callbacks (timer) print after it
+    report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    results = {}
+    for task in report["plays"][0]["tasks"]:
+        results[task["task"]["name"]] = task["hosts"]["localhost"]
+    return proc.returncode, results
+
+
+def test_module_pulls_once_aliases_checks_and_fails_clearly(tmp_path):
+    with emulator_process(tmp_path / "models", node="int-node") as emu:
+        tasks = f"""\
+            - name: pull
+              pmoves.fleet.ollama_model:
+                name: tinyllama
+                alias: XS-LOC-FRE-tinyllama-1.1b
+                host: {emu.url}
+                models_dir: {tmp_path / "models"}
+            """
+        rc, first = play(tmp_path, tasks)
+        assert rc == 0 and first["pull"]["changed"]
+        assert first["pull"]["model"]["name"] == "tinyllama:latest"
+        assert first["pull"]["api_calls"]["POST /api/pull"] == 1
+        rc, second = play(tmp_path, tasks.replace("name: tinyllama\n", "name: tinyllama:latest\n"))
+        assert rc == 0 and not second["pull"]["changed"]
+        assert "POST /api/pull" not in second["pull"]["api_calls"]
+        assert second["pull"]["model"] == first["pull"]["model"]
+
+        rc, check = play(tmp_path, f"""\
+            - name: would pull
+              pmoves.fleet.ollama_model:
+                name: all-minilm
+                host: {emu.url}
+            - name: would delete
+              pmoves.fleet.ollama_model:
+                name: tinyllama
+                state: absent
+                host: {emu.url}
+            """, check=True)
+        assert rc == 0 and check["would pull"]["changed"] and check["would delete"]["changed"]
+        assert emu.stats().get("POST /api/pull") == 1 and "DELETE /api/delete" not in emu.stats()
+
+        rc, typo = play(tmp_path, f"""\
+            - name: typo
+              pmoves.fleet.ollama_model:
+                name: tinyllama:1.1b-typo
+                host: {emu.url}
+            """)
+        assert rc != 0 and typo["typo"]["failed"]
+        assert "pull model manifest: file does not exist" in typo["typo"]["msg"]
+        assert "Traceback" not in json.dumps(typo["typo"])
+
+    rc, down = play(tmp_path, """\
+        - name: down
+          pmoves.fleet.ollama_model:
+            name: tinyllama
+            host: http://127.0.0.1:9
+            timeout: 3
+        """)
+    assert rc != 0 and "http://127.0.0.1:9/api/tags" in down["down"]["msg"]
+
+
+def test_lan_copy_between_two_nodes_avoids_a_second_download(tmp_path):
+    models_a, models_b = tmp_path / "node-a", tmp_path / "node-b"
+    with emulator_process(models_a, node="node-a") as node_a, emulator_process(models_b, node="node-b") as node_b:
+        node_a.post("/api/pull", {"model": "qwen2.5:0.5b", "stream": False})
+        tasks = f"""\
+            - name: copy
+              pmoves.fleet.ollama_blob_sync:
+                names: [qwen2.5:0.5b, not-cached:7b]
+                src: {models_a}
+                dest: {models_b}
+                missing: skip
+            - name: ensure on b
+              pmoves.fleet.ollama_model:
+                name: qwen2.5:0.5b
+                host: {node_b.url}
+            """
+        rc, results = play(tmp_path, tasks)
+        assert rc == 0
+        assert results["copy"]["changed"] and results["copy"]["copied"] == ["qwen2.5:0.5b"]
+        assert results["copy"]["not_found"] == ["not-cached:7b"]
+        assert not results["ensure on b"]["changed"], "the copied model must count as present"
+        assert "POST /api/pull" not in node_b.stats()
+        a = node_a.get("/api/tags")["models"][0]
+        b = node_b.get("/api/tags")["models"][0]
+        assert (a["name"], a["digest"], a["size"]) == (b["name"], b["digest"], b["size"])
+        chat = node_b.post("/api/chat", {"model": "qwen2.5:0.5b", "stream": False,
+                                         "messages": [{"role": "user", "content": "hello"}]})
+        assert "node=node-b" in chat["message"]["content"]
+        rc, again = play(tmp_path, tasks, name="again.yml")
+        assert rc == 0 and not again["copy"]["changed"]
+        assert again["copy"]["present"] == ["qwen2.5:0.5b"]
