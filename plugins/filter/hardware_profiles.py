@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from ansible_collections.pmoves.fleet.plugins.module_utils.hardware_profiles import PROFILE_FIELDS, merge_profiles
 
-DOCUMENTATION_MERGE = """
-name: merge_hardware_profiles
-short_description: Built-in hardware profiles with the user's merged over them, in the seed's shape
-"""
-
 
 def merge_hardware_profiles(user_profiles: dict | None) -> dict:
     """{name: {arch, gpu_memory, nvlink, power_mode, tensorrt_precision, max_batch_size, kv_cache_fraction}}."""

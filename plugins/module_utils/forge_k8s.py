@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
+try:  # PyYAML is on every controller Ansible runs on; a target without it gets a clear error.
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
+    yaml = None
+    HAS_YAML = False
 
 APP = "forge-inference"
 PROFILE_KEYS = ("arch", "gpu_memory", "nvlink", "power_mode", "tensorrt_precision", "max_batch_size",

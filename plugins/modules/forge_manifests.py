@@ -98,9 +98,9 @@ warnings_found:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.pmoves.fleet.plugins.module_utils.forge_k8s import render_kustomize
+from ansible_collections.pmoves.fleet.plugins.module_utils.forge_k8s import HAS_YAML, render_kustomize
 from ansible_collections.pmoves.fleet.plugins.module_utils.hardware_profiles import merge_profiles
 
 
@@ -125,6 +125,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
     params = module.params
     profiles = merge_profiles(params["profiles"])
     unknown = sorted(set(params["overlays"] or []) - set(profiles))
