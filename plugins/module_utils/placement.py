@@ -415,11 +415,9 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
             if isolated:
                 return largest, "isolation_first: the LLM gets the largest GPU to itself"
             fitting = [g for g in others if free(g) >= size]
-            if fitting or len(gpus) == 1:
-                return most_free(fitting or others), "isolation_first: shares the GPUs left by the LLM"
-            warnings.append(f"service {req.name}: isolation_first cannot keep it off GPU {largest.index} "
-                            f"on {node.name} (no room elsewhere)")
-            return most_free(gpus), "isolation_first: no room on the other GPUs"
+            # Seed 004: the LLM keeps its GPU; the rest share the remaining GPUs even when that
+            # overfills them (warn but allow, budgets auto-adjusted below).
+            return most_free(fitting or others), "isolation_first: shares the GPUs left by the LLM"
         if gpu_strategy == "latency_optimized":
             if req.latency_critical or req.isolate:
                 return largest, "latency_optimized: critical path on the fastest GPU"
