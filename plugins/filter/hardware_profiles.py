@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.forge_k8s import node_labels
 from ansible_collections.pmoves.fleet.plugins.module_utils.hardware_profiles import PROFILE_FIELDS, merge_profiles
 
 
@@ -15,4 +16,4 @@ def merge_hardware_profiles(user_profiles: dict | None) -> dict:
 
 class FilterModule:
     def filters(self):
-        return {"merge_hardware_profiles": merge_hardware_profiles}
+        return {"merge_hardware_profiles": merge_hardware_profiles, "gfd_node_labels": node_labels}
