@@ -55,7 +55,7 @@ molecule: venv images ## Every molecule scenario: create, converge, idempotence,
 
 test: system-deps venv ## Everything CI runs: unit + integration tests, lint, molecule
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory unit lint molecule; \
+	$(MAKE) --no-print-directory unit lint molecule && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
 lab: venv ## Discover this machine's hardware and print the facts (the simulated fleet comes with the lab issue)
