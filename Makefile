@@ -16,10 +16,10 @@ export ANSIBLE_NOCOLOR := 1
 ROLE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml))
 FLEET_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 
-.PHONY: help system-deps venv images test unit lint molecule lab lab-down clean
+.PHONY: help system-deps venv images test unit lint molecule clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 system-deps: ## Install podman, debootstrap, nats-server, redis ... (apt; sudo when not root)
 	@scripts/system-deps.sh
@@ -29,6 +29,7 @@ $(STAMP): requirements.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q -e ./cli
 	@touch $@
 
 images: system-deps ## Build the molecule/lab base image once (cached by recipe hash)
@@ -58,11 +59,7 @@ test: system-deps venv ## Everything CI runs: unit + integration tests, lint, mo
 	$(MAKE) --no-print-directory unit lint molecule && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
-lab: venv ## Discover this machine's hardware and print the facts (the simulated fleet comes with the lab issue)
-	ansible-playbook playbooks/discover.yml -i inventories/local/hosts.yml
-
-lab-down: ## Remove everything the lab created
-	@echo "lab-down: nothing to remove yet"
-
 clean: ## Remove .venv, caches and artifacts
 	rm -rf $(VENV) .cache artifacts .pytest_cache .ruff_cache
+
+include mk/lab.mk

@@ -1,0 +1,126 @@
+"""Aggregate ansible-runner events into a per-host view (pure: feed event dicts, read the state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OLLAMA_MODEL_ACTIONS = frozenset({"pmoves.fleet.ollama_model", "ollama_model"})
+
+
+@dataclass
+class HostProgress:
+    """What one host has done so far in this run."""
+
+    name: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    task: str = ""
+    play: str = ""
+    models_done: list[str] = field(default_factory=list)
+    model_pulling: str | None = None
+    last_error: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.unreachable:
+            return "unreachable"
+        if self.failed:
+            return "failed"
+        if self.task:
+            return "running"
+        return "ok" if self.ok else "waiting"
+
+
+@dataclass
+class RunProgress:
+    """All hosts, the current play/task, and the final stats once the run ends."""
+
+    hosts: dict[str, HostProgress] = field(default_factory=dict)
+    play: str = ""
+    task: str = ""
+    finished: bool = False
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def host(self, name: str) -> HostProgress:
+        return self.hosts.setdefault(name, HostProgress(name=name))
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Take one ansible-runner event (the dicts event_handler receives)."""
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host_name = data.get("host")
+        if kind == "playbook_on_play_start":
+            self.play = str(data.get("play") or data.get("name") or "")
+            return
+        if kind == "playbook_on_task_start":
+            self.task = str(data.get("task") or data.get("name") or "")
+            return
+        if kind == "playbook_on_stats":
+            self.finished = True
+            for key in ("ok", "changed", "failures", "dark", "skipped"):
+                for name, count in (data.get(key) or {}).items():
+                    self.stats.setdefault(name, {})[key] = int(count)
+            for host in self.hosts.values():
+                host.task = ""
+            return
+        if not host_name:
+            return
+        host = self.host(str(host_name))
+        action = str(data.get("resolved_action") or data.get("task_action") or "")
+        result = data.get("res") or {}
+        if kind == "runner_on_start":
+            host.task = str(data.get("task") or "")
+            host.play = self.play
+        elif kind == "runner_item_on_ok" and action in OLLAMA_MODEL_ACTIONS:
+            model = _model_of(result)
+            if model and model not in host.models_done:
+                host.models_done.append(model)
+            host.model_pulling = None
+        elif kind == "runner_on_ok":
+            host.ok += 1
+            if result.get("changed"):
+                host.changed += 1
+            if action in OLLAMA_MODEL_ACTIONS and not result.get("results"):
+                model = _model_of(result)
+                if model and model not in host.models_done:
+                    host.models_done.append(model)
+            host.task = ""
+        elif kind == "runner_on_failed":
+            if not data.get("ignore_errors"):
+                host.failed += 1
+                host.last_error = str(result.get("msg") or "")[:200]
+            host.task = ""
+        elif kind == "runner_on_unreachable":
+            host.unreachable += 1
+            host.last_error = str(result.get("msg") or "")[:200]
+            host.task = ""
+        elif kind == "runner_on_skipped":
+            host.skipped += 1
+            host.task = ""
+        if kind == "runner_on_start" and action in OLLAMA_MODEL_ACTIONS:
+            host.model_pulling = str(data.get("task_args") or "").strip() or host.task
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """PLAY RECAP numbers per host (from the final stats, else from the events)."""
+        if self.stats:
+            return {name: {"ok": s.get("ok", 0), "changed": s.get("changed", 0), "failed": s.get("failures", 0),
+                           "unreachable": s.get("dark", 0), "skipped": s.get("skipped", 0)}
+                    for name, s in sorted(self.stats.items())}
+        return {h.name: {"ok": h.ok, "changed": h.changed, "failed": h.failed, "unreachable": h.unreachable,
+                         "skipped": h.skipped} for h in sorted(self.hosts.values(), key=lambda h: h.name)}
+
+
+def _model_of(result: dict[str, Any]) -> str | None:
+    model = result.get("model")
+    if isinstance(model, dict) and model.get("name"):
+        return str(model["name"])
+    item = result.get("item")
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and item.get("name"):
+        return str(item["name"])
+    return None

@@ -1,0 +1,17 @@
+# The lab: `make lab` / `make lab-down` (included from the Makefile; see docs/lab.md).
+# The Makefile's placeholder lab/lab-down targets must go when this file is included.
+PMOVES_LAB_GATEWAY_PORT ?= 14000
+export PMOVES_LAB_GATEWAY_PORT
+
+.PHONY: lab lab-down cli
+
+cli: venv ## Install the `pmoves` command into .venv
+	@$(VENV)/bin/python -c 'import pmoves_cli' 2>/dev/null || $(VENV)/bin/pip install -q -e ./cli
+
+lab: venv cli ## Bring up the simulated fleet in local containers, converge it with site.yml, ask the gateway
+	@command -v podman >/dev/null || $(MAKE) --no-print-directory system-deps
+	@tests/images/build.sh
+	@scripts/lab-up.sh
+
+lab-down: ## Remove every container, volume, network and file the lab created
+	@scripts/lab-down.sh

@@ -1,0 +1,99 @@
+# Copyright: pmoves.fleet developers
+# Apache License 2.0 (see galaxy.yml)
+"""Callback: record per-host results of this run for the fleet report ("what changed in this run")."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import Any
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = r"""
+---
+name: pmoves_run
+type: aggregate
+short_description: Record per-host results of the run for the pmoves fleet report
+version_added: "0.1.0"
+description:
+  - Counts ok / changed / failed / unreachable / skipped per host and keeps the names of the
+    tasks that changed something, the failed and the unreachable messages.
+  - Writes them to C($TMPDIR/pmoves-fleet-run-<pid>.json) at the start of every play and at the
+    end of the run, so C(pmoves.fleet.fleet_report) in C(verify.yml) can show what changed in
+    this run. The file of a finished run is removed.
+  - Enable with C(ANSIBLE_CALLBACKS_ENABLED=pmoves.fleet.pmoves_run) (C(make lab) and the
+    C(pmoves) command do this) or in C(ansible.cfg) C(callbacks_enabled).
+requirements:
+  - enable in configuration
+"""
+
+MAX_TASKS_PER_HOST = 200
+
+
+def run_file(pid: int) -> str:
+    """Where the run with main process ``pid`` keeps its results (the report reads it from a worker)."""
+    return os.path.join(tempfile.gettempdir(), f"pmoves-fleet-run-{pid}.json")
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "pmoves.fleet.pmoves_run"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hosts: dict[str, dict[str, Any]] = {}
+        self._check_mode = False
+        self._path = run_file(os.getpid())
+
+    def _host(self, result: Any) -> dict[str, Any]:
+        name = result._host.get_name()
+        return self._hosts.setdefault(name, {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0,
+                                             "changed_tasks": [], "messages": []})
+
+    def _record(self, result: Any, status: str) -> None:
+        host = self._host(result)
+        host[status] += 1
+        task = result._task.get_name()
+        if status == "ok" and result._result.get("changed", False):
+            host["changed"] += 1
+            if len(host["changed_tasks"]) < MAX_TASKS_PER_HOST:
+                host["changed_tasks"].append(task)
+        if status in ("failed", "unreachable"):
+            message = str(result._result.get("msg", "")).splitlines()[0:1]
+            host["messages"].append(f"{status}: {task}: {message[0] if message else ''}"[:300])
+
+    def v2_runner_on_ok(self, result: Any) -> None:
+        self._record(result, "ok")
+
+    def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
+        if not ignore_errors:
+            self._record(result, "failed")
+
+    def v2_runner_on_unreachable(self, result: Any) -> None:
+        self._record(result, "unreachable")
+
+    def v2_runner_on_skipped(self, result: Any) -> None:
+        self._record(result, "skipped")
+
+    def v2_playbook_on_play_start(self, play: Any) -> None:
+        self._check_mode = bool(getattr(play, "check_mode", False)) or self._check_mode
+        self._write()
+
+    def v2_playbook_on_stats(self, stats: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self._path)
+
+    def _write(self) -> None:
+        data = {"schema": 1, "pid": os.getpid(), "hosts": self._hosts}
+        tmp = f"{self._path}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, sort_keys=True)
+            os.replace(tmp, self._path)
+        except OSError as error:  # the report then says run results are unavailable
+            self._display.warning(f"pmoves_run: cannot write {self._path}: {error}")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Remove everything the lab created: containers pmoves-lab-*, their model volumes, the
+# pmoves-lab network, the lab's artifacts and caches. Safe to run twice.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+log() { printf 'lab-down: %s\n' "$*"; }
+
+if command -v podman >/dev/null; then
+  mapfile -t containers < <(podman ps -a --filter label=io.pmoves.lab=1 --format '{{.Names}}'; \
+                            podman ps -a --filter name='^pmoves-lab-' --format '{{.Names}}')
+  mapfile -t containers < <(printf '%s\n' "${containers[@]}" | grep -E '^pmoves-lab' | sort -u)
+  if ((${#containers[@]})); then
+    log "remove containers ${containers[*]}"
+    podman rm -f -t 5 "${containers[@]}" >/dev/null
+  fi
+  mapfile -t volumes < <(podman volume ls --format '{{.Name}}' | grep -E '^pmoves-lab' || true)
+  if ((${#volumes[@]})); then
+    log "remove volumes ${volumes[*]}"
+    podman volume rm -f "${volumes[@]}" >/dev/null
+  fi
+  if podman network exists pmoves-lab; then
+    log "remove network pmoves-lab"
+    podman network rm -f pmoves-lab >/dev/null
+  fi
+fi
+
+# Files the lab wrote (the artifacts dir itself goes only when nothing else is in it).
+rm -rf .cache/lab
+rm -f .cache/facts/lab-* artifacts/lab.json artifacts/lab-api-key artifacts/plan.json artifacts/plan.md \
+      artifacts/plan.html artifacts/report.html artifacts/report.json
+rmdir artifacts 2>/dev/null || true
+log "done"

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Bring up the lab: a simulated PMOVES fleet in local systemd containers, converged by the real
+# playbooks/site.yml, then a request answered through the gateway. See docs/lab.md.
+#
+#   scripts/lab-up.sh                 everything (what `make lab` runs)
+#   scripts/lab-up.sh --nodes         only create/start the containers (the `pmoves lab` command
+#                                     then runs site.yml itself with a live progress view)
+#   scripts/lab-up.sh --finish        only write artifacts/lab.json and ask the gateway
+#   scripts/lab-up.sh --lab-json      only write artifacts/lab.json
+#
+# Hosts, classes and fixtures come from inventories/lab (pmoves_lab_* host variables). Host lab-X
+# runs in container pmoves-lab-X; every container, network and volume is named pmoves-lab*;
+# scripts/lab-down.sh removes them all.
+# Environment: PMOVES_LAB_GATEWAY_PORT (loopback port of the gateway, default 14000),
+# PMOVES_LAB_IMAGE (default localhost/pmoves-molecule:bookworm-systemd), ANSIBLE_PLAYBOOK_ARGS
+# (extra arguments for ansible-playbook, e.g. "-v").
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+VENV=${VENV:-$REPO/.venv}
+PY=$VENV/bin/python
+INVENTORY=$REPO/inventories/lab
+ARTIFACTS=$REPO/artifacts
+CACHE=$REPO/.cache/lab
+NETWORK=pmoves-lab
+IMAGE=${PMOVES_LAB_IMAGE:-localhost/pmoves-molecule:bookworm-systemd}
+GATEWAY_PORT=${PMOVES_LAB_GATEWAY_PORT:-14000}
+GATEWAY_INNER_PORT=4000
+OLLAMA_VERSION=${PMOVES_LAB_OLLAMA_VERSION:-0.30.10}
+SYSROOT=/opt/pmoves-lab/sysroot
+# The containers have no NVIDIA driver, so the NVIDIA container runtime (nvidia-ctk) cannot be set
+# up there; roles/nvidia_runtime is tested by its own molecule scenario. Set to "" to try it anyway.
+SKIP_TAGS=${PMOVES_LAB_SKIP_TAGS-nvidia}
+MODE=${1:-all}
+
+log() { printf '\033[1mlab:\033[0m %s\n' "$*"; }
+die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
+
+[[ -x $PY ]] || die "no $VENV: run 'make venv' first (make lab does it for you)"
+command -v podman >/dev/null || die "podman is missing: run 'make system-deps'"
+
+# host|class|fixture|gpu_index|ollama_port|publish_gateway|container, from the inventory.
+lab_hosts() {
+  "$VENV/bin/ansible-inventory" -i "$INVENTORY" --list 2>/dev/null | "$PY" -c '
+import json, sys
+inv = json.load(sys.stdin)
+classes = {"gpu_nodes": "gpu", "edge_nodes": "edge", "apu_nodes": "apu", "npu_nodes": "npu", "cpu_nodes": "cpu"}
+hostvars = inv["_meta"]["hostvars"]
+for host in sorted(hostvars):
+    cls = next((c for g, c in classes.items() if host in inv.get(g, {}).get("hosts", [])), "cpu")
+    v = hostvars[host]
+    container = "pmoves-lab-" + host.removeprefix("lab-")
+    print("|".join(str(x) for x in (host, cls, v.get("pmoves_lab_fixture", "cpu-vps"), v.get("pmoves_lab_gpu_index", ""),
+                                     v.get("pmoves_lab_ollama_port", ""), str(v.get("pmoves_lab_publish_gateway", False)).lower(),
+                                     container)))
+'
+}
+
+# Copy a fixture tree into a staging dir; with a GPU index keep only that GPU (one capture of a
+# two-GPU workstation stands in for two single-GPU desktops).
+stage_sysroot() {  # fixture gpu_index dest
+  local fixture=$REPO/tests/fixtures/hardware/$1 index=$2 dest=$3
+  [[ -d $fixture ]] || die "fixture $fixture is missing (inventories/lab pmoves_lab_fixture)"
+  rm -rf "$dest"; mkdir -p "$dest"; cp -a "$fixture/." "$dest/"
+  local csv=$dest/.fixture/nvidia-smi/query.csv
+  if [[ -n $index && -f $csv ]]; then
+    "$PY" - "$csv" "$index" "$dest" <<'PY'
+import pathlib, shutil, sys
+csv, keep, root = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3])
+lines = [l for l in csv.read_text().splitlines() if l.strip()]
+kept = [l for l in lines if l.split(",")[0].strip() == keep]
+if not kept:
+    sys.exit(f"GPU index {keep} is not in {csv}")
+for line in lines:
+    if line in kept:
+        continue
+    bus = line.split(",")[3].strip().lower()          # 00000000:08:00.0
+    short = bus[4:] if len(bus.split(":")[0]) == 8 else bus
+    for device in (root / "sys/bus/pci/devices").glob(f"{short[:-1]}*"):
+        shutil.rmtree(device, ignore_errors=True)     # the other GPU and its audio function
+# the one GPU left is index 0 on its own machine
+fields = [f.strip() for f in kept[0].split(",")]
+fields[0] = "0"
+csv.write_text(", ".join(fields) + "\n")
+PY
+  fi
+}
+
+container_state() { podman container inspect --format '{{.State.Status}}' "$1" 2>/dev/null || echo missing; }
+
+wait_systemd() {  # container
+  local state
+  for _ in $(seq 1 60); do
+    state=$(podman exec "$1" systemctl is-system-running 2>/dev/null || true)
+    [[ $state == running || $state == degraded ]] && return 0
+    sleep 1
+  done
+  die "$1: systemd did not come up (state: ${state:-unknown}); see 'podman logs $1'"
+}
+
+up_nodes() {
+  log "base image $IMAGE"
+  if ! podman image exists "$IMAGE"; then tests/images/build.sh; fi
+  mkdir -p "$ARTIFACTS" "$CACHE"
+  if [[ ! -f $CACHE/ollama-release/sha256sum.txt ]]; then
+    log "packaging the Ollama TEST DOUBLE $OLLAMA_VERSION as a release in .cache/lab/ollama-release"
+    tests/doubles/ollama_emulator/build_release.sh "$OLLAMA_VERSION" "$CACHE/ollama-release" >/dev/null
+  fi
+  if [[ ! -s $ARTIFACTS/lab-api-key ]]; then
+    (umask 077; "$PY" -c 'import secrets; print("sk-lab-" + secrets.token_urlsafe(24), end="")' >"$ARTIFACTS/lab-api-key")
+  fi
+  podman network exists "$NETWORK" || podman network create --label io.pmoves.lab=1 "$NETWORK" >/dev/null
+
+  local host cls fixture index oport gw name state
+  while IFS='|' read -r host cls fixture index oport gw name; do
+    state=$(container_state "$name")
+    if [[ $state == missing ]]; then
+      local publish=()
+      [[ -n $oport ]] && publish+=(-p "127.0.0.1:$oport:11434")
+      [[ $gw == true ]] && publish+=(-p "127.0.0.1:$GATEWAY_PORT:$GATEWAY_INNER_PORT")
+      log "create $name ($cls, fixture $fixture${index:+ GPU $index})"
+      podman volume exists "$name-models" || podman volume create --label io.pmoves.lab=1 "$name-models" >/dev/null
+      podman run -d --name "$name" --hostname "$host" --network "$NETWORK" --network-alias "$host" \
+        --systemd=always --label io.pmoves.lab=1 --label "io.pmoves.lab.host=$host" \
+        -v "$name-models:/usr/share/ollama/.ollama/models" "${publish[@]}" \
+        "$IMAGE" /sbin/init >/dev/null
+    elif [[ $state != running ]]; then
+      log "start $name (was $state)"
+      podman start "$name" >/dev/null
+    fi
+    wait_systemd "$name"
+    # Hardware: the captured tree, and the TEST DOUBLE tools that answer from it.
+    stage_sysroot "$fixture" "$index" "$CACHE/sysroot-$host"
+    podman exec "$name" mkdir -p "$SYSROOT"
+    podman cp "$CACHE/sysroot-$host/." "$name:$SYSROOT/"
+    # The doubles live in /opt/pmoves-lab/bin; /usr/local/bin/<tool> wrappers point them at the
+    # node's fixture for every caller (roles too), not only hardware_facts.
+    podman exec "$name" mkdir -p /opt/pmoves-lab/bin
+    for tool in nvidia-smi nvpmodel; do
+      if [[ -d $CACHE/sysroot-$host/.fixture/$tool ]]; then
+        podman cp tests/doubles/bin/_fixture_lib.sh "$name:/opt/pmoves-lab/bin/_fixture_lib.sh"
+        podman cp "tests/doubles/bin/$tool" "$name:/opt/pmoves-lab/bin/$tool"
+        printf '#!/bin/sh\n# TEST DOUBLE wrapper (pmoves lab): answers from the fixture in %s/.fixture\nPMOVES_FAKE_HARDWARE_DIR=${PMOVES_FAKE_HARDWARE_DIR:-%s/.fixture} exec /opt/pmoves-lab/bin/%s "$@"\n' \
+          "$SYSROOT" "$SYSROOT" "$tool" | podman exec -i "$name" sh -c "cat > /usr/local/bin/$tool && chmod 0755 /usr/local/bin/$tool"
+      fi
+    done
+  done < <(lab_hosts)
+}
+
+converge() {
+  log "converge: ansible-playbook playbooks/site.yml -i inventories/lab"
+  # shellcheck disable=SC2086
+  ANSIBLE_CALLBACKS_ENABLED=${ANSIBLE_CALLBACKS_ENABLED:-ansible.posix.timer,pmoves.fleet.pmoves_run} \
+    "$VENV/bin/ansible-playbook" playbooks/site.yml -i "$INVENTORY" -e "pmoves_artifacts_dir=$ARTIFACTS" \
+    --skip-tags "$SKIP_TAGS" ${ANSIBLE_PLAYBOOK_ARGS:-}
+}
+
+write_lab_json() {
+  LAB_HOSTS=$(lab_hosts) "$PY" - "$ARTIFACTS" "$GATEWAY_PORT" <<'PY'
+import json, os, sys
+artifacts, port = sys.argv[1], sys.argv[2]
+try:
+    with open(os.path.join(artifacts, "plan.json"), encoding="utf-8") as handle:
+        plan = json.load(handle)
+except (OSError, ValueError):
+    plan = {}
+nodes = {}
+for line in os.environ["LAB_HOSTS"].splitlines():
+    host, cls, _fixture, _index, oport, _gw, container = line.rstrip("\n").split("|")
+    node = (plan.get("nodes") or {}).get(host) or {}
+    nodes[host] = {"container": container, "class": node.get("class", cls),
+                   "ollama_url": f"http://127.0.0.1:{oport}" if oport else None,
+                   "models": sorted(node.get("models") or [])}
+lab = {"gateway_url": f"http://127.0.0.1:{port}", "api_key_file": "artifacts/lab-api-key", "nodes": nodes,
+       "plan": "artifacts/plan.json", "report": "artifacts/report.html"}
+with open(os.path.join(artifacts, "lab.json"), "w", encoding="utf-8") as handle:
+    json.dump(lab, handle, indent=2, sort_keys=True)
+    handle.write("\n")
+PY
+  log "wrote artifacts/lab.json"
+}
+
+ask_gateway() {
+  local model key answer
+  model=$("$PY" -c '
+import json
+plan = json.load(open("artifacts/plan.json"))
+chat = [m for m, e in sorted(plan.get("models", {}).items()) if e.get("placed") and e.get("kind") != "embedding"]
+print(chat[0] if chat else "")' 2>/dev/null || true)
+  [[ -n $model ]] || die "no chat model was placed (see artifacts/plan.json)"
+  key=$(cat "$ARTIFACTS/lab-api-key")
+  log "asking the gateway (http://127.0.0.1:$GATEWAY_PORT) with model $model"
+  for _ in $(seq 1 30); do
+    if answer=$(curl -sf --max-time 30 "http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions" \
+        -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+        -d "{\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"Say hello to the lab.\"}]}"); then
+      printf '%s' "$answer" | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("gateway answered:", r["choices"][0]["message"]["content"])'
+      return 0
+    fi
+    sleep 2
+  done
+  die "the gateway did not answer on 127.0.0.1:$GATEWAY_PORT (is roles/gateway applied? see artifacts/report.html)"
+}
+
+case $MODE in
+  --nodes) up_nodes ;;
+  --finish) write_lab_json; ask_gateway ;;
+  --lab-json) write_lab_json ;;
+  all)
+    start=$(date +%s)
+    up_nodes
+    rc=0; converge || rc=$?
+    write_lab_json
+    [[ $rc == 0 ]] || die "site.yml failed (rc=$rc); lab.json and artifacts/report.html show how far it got"
+    ask_gateway
+    log "up in $(( $(date +%s) - start )) s: report artifacts/report.html, lab artifacts/lab.json, 'make lab-down' removes it"
+    ;;
+  *) die "usage: $0 [--nodes|--finish|--lab-json]" ;;
+esac
