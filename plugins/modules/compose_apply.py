@@ -23,7 +23,7 @@ description:
   - Works with C(docker compose) and C(podman-compose) (Debian 12's 1.0.3 and the 1.x releases).
     On podman, recreating a service also recreates its running dependents (podman links them).
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 options:
   project_dir:
     description: Directory of the project; relative file paths are under it.
@@ -91,6 +91,8 @@ options:
     description: Mode of the written files.
     type: str
     default: "0644"
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

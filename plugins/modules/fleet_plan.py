@@ -25,7 +25,7 @@ description:
   - See docs/planner.md for the placement rules, the strategies and the catalog fields.
 version_added: "0.1.0"
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 options:
   artifacts_dir:
     description: Directory for plan.json and the reports; created when missing.
@@ -91,6 +91,8 @@ options:
     description: Also write plan.md and plan.html next to plan.json.
     type: bool
     default: true
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

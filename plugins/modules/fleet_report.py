@@ -22,7 +22,7 @@ description:
     the results were not recorded.
   - This is an action plugin; it runs on the controller only.
 author:
-  - pmoves.fleet developers
+  - pmoves.fleet developers (@pmoves)
 options:
   artifacts_dir:
     description: Directory of C(plan.json) and of the report. Default C(playbook_dir/../artifacts).
@@ -52,6 +52,8 @@ options:
     description: Title of the report.
     type: str
     default: pmoves fleet
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

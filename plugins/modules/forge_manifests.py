@@ -14,7 +14,7 @@ description:
     node affinity on C(nvidia.com/gpu.product), with values exactly as GPU Feature Discovery
     sanitises them, taken from the discovered facts of the hosts running that profile.
   - Only files whose content changed are written; files of overlays no longer wanted are removed.
-  - Runs where the files should be written, usually the controller (C(delegate_to: localhost)).
+  - Runs where the files should be written, usually the controller (with C(delegate_to=localhost)).
 version_added: 0.1.0
 author: pmoves.fleet developers (@pmoves)
 requirements:
@@ -50,15 +50,14 @@ options:
     description: Profiles to render overlays for (default every profile).
     type: list
     elements: str
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 """
 

@@ -60,6 +60,8 @@ options:
     description: LiteLLM custom auth function (module.function next to config.yaml); empty for LiteLLM's own.
     type: str
     default: pmoves_gateway_auth.user_api_key_auth
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full
@@ -68,7 +70,7 @@ attributes:
   idempotent:
     support: full
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 """
 
 EXAMPLES = r"""

@@ -27,7 +27,7 @@ description:
     C(pmoves_hardware.warnings); the module does not fail for absent hardware.
   - Never changes anything on the host.
 author:
-  - pmoves.fleet developers
+  - pmoves.fleet developers (@pmoves)
 options:
   sysroot:
     description:
@@ -52,6 +52,8 @@ options:
       - C(match.arch) only narrows a match; it never selects a profile on its own.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

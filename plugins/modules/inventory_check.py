@@ -25,7 +25,7 @@ description:
   - Declared C(pmoves_hardware) mappings follow contract 1 (node_class, memory_mb, gpus[].memory_total_mb).
   - This is an action plugin; it runs on the controller only.
 author:
-  - pmoves.fleet developers
+  - pmoves.fleet developers (@pmoves)
 options:
   groups:
     description:
@@ -45,6 +45,8 @@ options:
     description: Treat warnings (unknown catalog keys, repeated entries) as errors.
     type: bool
     default: false
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

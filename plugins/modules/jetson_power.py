@@ -19,7 +19,7 @@ description:
   - C(jetson_clocks) (maximum clocks until the next boot) runs at most once per boot, tracked with a marker file
     under C(/run).
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 options:
   mode:
     description: Wanted power mode, by name (C(MAXN), C(30W)) or numeric id.
@@ -43,6 +43,8 @@ options:
     description: Marker file on a tmpfs that records C(jetson_clocks) ran in this boot.
     type: path
     default: /run/pmoves-jetson-clocks.done
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

@@ -26,6 +26,8 @@ options:
     description:
       - C({node_id, servers, password, hardware, plan_node, interval, ollama_url, extra_services, claim_window}).
     type: dict
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full
@@ -34,7 +36,7 @@ attributes:
   idempotent:
     support: full
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 """
 
 EXAMPLES = r"""

@@ -17,7 +17,7 @@ description:
   - Returns which engines need C(nvidia-ctk runtime configure), whether the CDI spec must be regenerated and
     whether the toolkit is new enough (>= 1.17.8 by default, for CVE-2025-23266 / CVE-2025-23267).
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 options:
   driver_version:
     description: NVIDIA driver version found by discovery (C(pmoves_hardware.nvidia.driver_version)).
@@ -42,6 +42,8 @@ options:
     description: containerd config.
     type: path
     default: /etc/containerd/config.toml
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

@@ -20,7 +20,7 @@ description:
     Ollama never sees a half-copied model. Blobs already present are not copied again.
   - Ollama lists a copied model at once (C(/api/tags) reads the manifests on disk); no restart.
 version_added: "0.1.0"
-author: pmoves.fleet developers
+author: pmoves.fleet developers (@pmoves)
 options:
   names:
     description:
@@ -58,6 +58,8 @@ options:
   group:
     description: Group of the files written in I(dest).
     type: str
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

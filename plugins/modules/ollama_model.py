@@ -20,7 +20,7 @@ description:
     cannot fit.
   - Unknown models or tags and registry errors fail with the server's own error text in C(msg).
 version_added: "0.1.0"
-author: pmoves.fleet developers
+author: pmoves.fleet developers (@pmoves)
 options:
   name:
     description:
@@ -79,6 +79,8 @@ options:
       - Space in MiB that must stay free under I(models_dir) after the pull.
     type: int
     default: 0
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full

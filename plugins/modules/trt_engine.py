@@ -73,17 +73,16 @@ options:
     description: Build even when the engine on disk is current.
     type: bool
     default: false
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports whether and why the engine would be built; builds nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the manifest before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - Weights count by file name and size in the checkpoint fingerprint, config files by content.

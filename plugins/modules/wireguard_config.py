@@ -51,6 +51,8 @@ options:
     description: Comment block put first (ansible_managed).
     type: str
     default: ""
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full
@@ -59,7 +61,7 @@ attributes:
   idempotent:
     support: full
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 """
 
 EXAMPLES = r"""

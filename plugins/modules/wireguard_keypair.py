@@ -28,6 +28,8 @@ options:
     description: Group of the key file.
     type: str
     default: root
+extends_documentation_fragment:
+  - pmoves.fleet.attributes
 attributes:
   check_mode:
     support: full
@@ -37,7 +39,7 @@ attributes:
   idempotent:
     support: full
 author:
-  - pmoves.fleet contributors
+  - pmoves.fleet developers (@pmoves)
 """
 
 EXAMPLES = r"""
