@@ -96,15 +96,18 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Plans and reports the result; writes nothing.
+    details: Plans and reports the result; writes nothing.
   diff_mode:
     support: full
-    description: Shows placements of the previous plan against the new one.
+    details: Shows placements of the previous plan against the new one.
   idempotent:
     support: full
-    description: An unchanged fleet and catalog give the same plan.json, reported as not changed.
+    details: An unchanged fleet and catalog give the same plan.json, reported as not changed.
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: posix
+    details: Runs on the controller only (an action plugin); no host is contacted.
 """
 
 EXAMPLES = r"""
