@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Remove everything the lab created: containers pmoves-lab-*, their model volumes, the
 # pmoves-lab network, the lab's artifacts and caches. Safe to run twice.
+#   scripts/lab-down.sh           everything but the download cache .cache/lab-wheelhouse (the PyPI
+#                                 wheels the offline nodes install from; like the base image, it is
+#                                 kept so the next `make lab` does not download 150 MB again)
+#   scripts/lab-down.sh --purge   that cache too
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +32,10 @@ fi
 
 # Files the lab wrote (the artifacts dir itself goes only when nothing else is in it).
 rm -rf .cache/lab
-rm -f .cache/facts/lab-* artifacts/lab.json artifacts/lab-api-key artifacts/plan.json artifacts/plan.md \
+rm -f .cache/facts/lab-* .cache/facts/s1_lab-* artifacts/lab.json artifacts/lab-api-key artifacts/plan.json artifacts/plan.md \
       artifacts/plan.html artifacts/report.html artifacts/report.json
 rmdir artifacts 2>/dev/null || true
+if [[ ${1:-} == --purge ]]; then
+  rm -rf .cache/lab-wheelhouse
+fi
 log "done"
