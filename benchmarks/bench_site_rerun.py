@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "playbooks/site.yml", "-i", "inventories/lab",
             "-e", f"pmoves_artifacts_dir={REPO / 'artifacts'}",
-            # as scripts/lab-up.sh (no NVIDIA driver for nvidia-ctk; mesh/monitoring off in the lab)
-            "--skip-tags", os.environ.get("PMOVES_LAB_SKIP_TAGS", "nvidia,mesh,monitoring")]
+            # as scripts/lab-up.sh (no NVIDIA driver for nvidia-ctk in the lab)
+            "--skip-tags", os.environ.get("PMOVES_LAB_SKIP_TAGS", "nvidia")]
 
 
 def timed_run(label: str, pipelining: bool) -> tuple[float, int]:

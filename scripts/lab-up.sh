@@ -42,7 +42,7 @@ EXTRA_REQUIREMENTS=$INVENTORY/files/requirements-lab-extra.txt
 # mesh and monitoring are skipped too (see inventories/lab/group_vars/all.yml): roles/mesh's pip
 # task needs python3-packaging on the node, which the role does not install, and monitoring was not
 # yet proven in the lab. Contract 4 needs the gateway, not the mesh.
-SKIP_TAGS=${PMOVES_LAB_SKIP_TAGS-nvidia,mesh,monitoring}
+SKIP_TAGS=${PMOVES_LAB_SKIP_TAGS-nvidia}
 MODE=${1:-all}
 
 log() { printf '\033[1mlab:\033[0m %s\n' "$*"; }
