@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
+
 # Inventory group -> node class (DESIGN "Node classes").
 CLASS_GROUPS: dict[str, str] = {
     "gpu_nodes": "gpu",
@@ -155,7 +157,7 @@ def check_models(models: Any, hosts: set[str]) -> CheckResult:
             result.errors.append(f"{where} has no name: write {{name: \"llama3.2:1b\", replicas: 1}}")
             continue
         where = f"{where} ({name})"
-        key = name if ":" in name else f"{name}:latest"
+        key = normalize_model_name(name)
         if key in seen:
             result.warnings.append(f"{where} repeats pmoves_models[{seen[key]}]; the first entry is used")
         seen.setdefault(key, index)

@@ -31,6 +31,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# plan.json keys are made by this function; the gateway must name models the same way.
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import (
+    normalize_model_name as normalise_model_name,
+)
+
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 # roles/gateway/files/pmoves_gateway_auth.py, installed next to config.yaml: master key or 401.
@@ -90,13 +95,6 @@ class GatewayInputs:
     router: RouterOptions = field(default_factory=RouterOptions)
     redis: RedisOptions | None = None
     custom_auth: str | None = CUSTOM_AUTH  # None: LiteLLM's own key check (400 for a wrong key without a DB)
-
-
-def normalise_model_name(name: str) -> str:
-    """``nomic-embed-text`` -> ``nomic-embed-text:latest`` (plan.json keys carry their tag)."""
-    name = name.strip()
-    last = name.rsplit("/", 1)[-1]
-    return name if ":" in last else f"{name}:latest"
 
 
 def is_embedding_model(name: str, entry: Mapping[str, Any], forced: Sequence[str] = ()) -> bool:
