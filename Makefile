@@ -51,7 +51,9 @@ molecule: venv images ## Every molecule scenario: create, converge, idempotence,
 	done
 	@set -e; for s in $(FLEET_SCENARIOS); do \
 	  scenario=$$(basename $$(dirname $$s)); \
-	  echo "=== molecule fleet -s $$scenario"; molecule test -s $$scenario; \
+	  echo "=== molecule fleet -s $$scenario"; start=$$(date +%s); \
+	  molecule test -s $$scenario; \
+	  echo "=== molecule fleet -s $$scenario passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
 test: system-deps venv ## Everything CI runs: unit + integration tests, lint, molecule

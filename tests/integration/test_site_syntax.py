@@ -22,13 +22,20 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 pytestmark = pytest.mark.integration
 
 
+INCLUDE_ROLE = ("ansible.builtin.include_role", "ansible.builtin.import_role")
+
+
 def _roles_of(playbook: Path) -> list[str]:
-    """Role names (last FQCN part) a playbook applies through `roles:`."""
+    """Role names (last FQCN part) a playbook applies through `roles:` or include_role/import_role tasks."""
     names = []
     for play in yaml.safe_load(playbook.read_text()) or []:
         for role in play.get("roles") or []:
             name = role["role"] if isinstance(role, dict) else role
             names.append(str(name).rsplit(".", 1)[-1])
+        for task in play.get("tasks") or []:
+            for key in INCLUDE_ROLE:
+                if key in task:
+                    names.append(str(task[key]["name"]).rsplit(".", 1)[-1])
     return names
 
 
@@ -71,13 +78,33 @@ def test_every_stage_is_tagged_for_single_concern_reruns():
             for task in play.get("tasks") or []:
                 tags |= set(task.get("tags") or [])
             # `models` lives on the ollama role's model tasks, so --tags models runs only those.
-            for role in play.get("roles") or []:
-                name = (role["role"] if isinstance(role, dict) else role).split(".")[-1]
+            for name in _roles_of(PLAYBOOKS / entry["ansible.builtin.import_playbook"]):
                 role_main = PLAYBOOKS.parent / "roles" / name / "tasks" / "main.yml"
                 for task in yaml.safe_load(role_main.read_text()) or []:
                     tags |= set(task.get("tags") or [])
     assert {"facts", "plan", "base", "nvidia", "jetson", "ollama", "models", "compose", "gateway", "mesh",
             "monitoring", "report", "always"} <= tags
+
+
+CLASS_GROUPS = {"apply_nvidia.yml": "gpu_nodes", "apply_jetson.yml": "edge_nodes",
+                "apply_ollama.yml": "pmoves_model_servers", "apply_gateway.yml": "gateway"}
+
+
+@pytest.mark.parametrize("stage", sorted(CLASS_GROUPS))
+def test_class_stage_keeps_the_run_alive_when_its_whole_class_fails(stage: str):
+    """Ansible ends the whole run when every host of one play fails: a stage for one node class
+    targets every host and includes its role on that class only, so the later stages and the
+    report still run when the class's only host fails."""
+    play = yaml.safe_load((PLAYBOOKS / stage).read_text())[0]
+    assert play["hosts"] == "all" and not play.get("roles")
+    includes = [t for t in play["tasks"] if "ansible.builtin.include_role" in t]
+    assert len(includes) == 1
+    task = includes[0]
+    assert f"groups['{CLASS_GROUPS[stage]}']" in task["when"]
+    # The role's tasks carry the stage tag (so --skip-tags <stage> skips them); the include itself
+    # is `always`, so `--tags models` reaches the ollama role's model tasks.
+    assert task["ansible.builtin.include_role"]["apply"]["tags"] == play["tags"]
+    assert "always" in task["tags"]
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
