@@ -16,7 +16,7 @@ export ANSIBLE_NOCOLOR := 1
 ROLE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml))
 FLEET_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 
-.PHONY: help system-deps venv images test unit lint molecule clean
+.PHONY: help system-deps venv images test unit lint sanity molecule clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ lint: venv ## ruff and ansible-lint --profile production
 	ruff check .
 	ansible-lint --profile production
 
+sanity: venv ## ansible-test sanity on a copy of the collection (offline get-pip stand-in; needs shellcheck)
+	scripts/ansible-test-sanity.sh
+
 molecule: venv images ## Every molecule scenario: create, converge, idempotence, check, verify, destroy
 	@set -e; for s in $(ROLE_SCENARIOS); do \
 	  role_dir=$${s%%/molecule/*}; scenario=$$(basename $$(dirname $$s)); \
@@ -58,7 +61,7 @@ molecule: venv images ## Every molecule scenario: create, converge, idempotence,
 
 test: system-deps venv ## Everything CI runs: unit + integration tests, lint, molecule
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory unit lint molecule && \
+	$(MAKE) --no-print-directory unit lint sanity molecule && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
 
 clean: ## Remove .venv, caches and artifacts

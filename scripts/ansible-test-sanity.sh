@@ -12,6 +12,9 @@ work=${PMOVES_SANITY_DIR:-/tmp/pmoves-sanity}
 dest=$work/ansible_collections/pmoves/fleet
 python=${PYTHON_VERSION:-3.11}
 
+# ansible-test only warns and skips the shellcheck test when the program is missing: require it.
+command -v shellcheck >/dev/null || { echo "ansible-test-sanity: shellcheck is missing (apt-get install shellcheck)" >&2; exit 2; }
+
 cache=$HOME/.ansible/test/cache
 mkdir -p "$cache"
 for version in 24_2 25_1 25_3; do

@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
   podman runc conmon containernetworking-plugins slirp4netns fuse-overlayfs uidmap catatonit iptables
   debootstrap podman-compose nats-server redis-server wireguard-tools nftables iproute2
-  wireguard-go iputils-ping busybox zstd git make curl ca-certificates python3-venv
+  wireguard-go iputils-ping busybox zstd git make curl ca-certificates python3-venv shellcheck
 )
 
 sudo=""

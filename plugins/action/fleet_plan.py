@@ -69,7 +69,7 @@ class ActionModule(ActionBase):
     def _host_records(self, task_vars):
         hostvars = task_vars.get("hostvars") or {}
         groups = task_vars.get("groups") or {}
-        class_groups = [group for group, _ in CLASS_GROUPS]
+        class_groups = [group for group, _cls in CLASS_GROUPS]
         membership = {}
         for group in class_groups:
             for host in groups.get(group) or []:
@@ -95,7 +95,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         options = PlanOptions(
             strategy=args["strategy"], gpu_strategy=args["gpu_strategy"], model_strategy=args["model_strategy"],
             vram_reserve_mb=args["vram_reserve_mb"], cpu_ram_share=args["cpu_ram_share"],

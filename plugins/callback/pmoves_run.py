@@ -4,14 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
-from typing import Any
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = r"""
 ---
 name: pmoves_run
@@ -29,6 +21,15 @@ description:
 requirements:
   - enable in configuration
 """
+
+# Ansible wants DOCUMENTATION before the imports (validate-modules: import-before-documentation).
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 MAX_TASKS_PER_HOST = 200
 

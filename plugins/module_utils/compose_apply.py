@@ -32,7 +32,6 @@ import socket
 import tempfile
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import
     service_order,
     to_yaml,
 )
+from ansible_collections.pmoves.fleet.plugins.module_utils.http_request import URL_ERRORS, http_open
 
 __all__ = [
     "ApplyError",
@@ -127,7 +127,7 @@ def _as_label_dict(labels: Any) -> dict[str, str]:
         return {str(k): "" if v is None else str(v) for k, v in labels.items()}
     out = {}
     for item in labels:
-        key, _, value = str(item).partition("=")
+        key, _sep, value = str(item).partition("=")
         out[key] = value
     return out
 
@@ -305,13 +305,13 @@ def probe_once(kind: str, target: str, timeout: float = 3.0) -> tuple[bool, str]
     """One HTTP (2xx/3xx) or TCP probe."""
     if kind == "http":
         try:
-            with urllib.request.urlopen(target, timeout=timeout) as resp:
+            with http_open(target, timeout=timeout) as resp:
                 return 200 <= resp.status < 400, f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
             return False, f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
+        except (*URL_ERRORS, ValueError) as exc:
             return False, str(exc)
-    host, _, port = target.rpartition(":")
+    host, _sep, port = target.rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             return True, "TCP connect ok"

@@ -488,7 +488,7 @@ def _render_gpu(host: str, node_class: str, accelerator: str, planned: list[Mapp
         elif budget is None and total_mb and vram_mb > total_mb:
             budget = _budget_gb(total_mb)
             gpu_warnings.append(f"{host}: {name} VRAM budget ({vram_mb / 1000:.1f} GB) exceeds GPU {index} "
-                            f"({total_mb / 1000:.1f} GB); auto-adjusted to {budget} GB")
+                                f"({total_mb / 1000:.1f} GB); auto-adjusted to {budget} GB")
         env: dict[str, str] = {"PMOVES_GPU_INDEX": str(index)}
         svc: dict[str, Any] = {}
         if accelerator == "jetson":
@@ -522,7 +522,7 @@ def _render_gpu(host: str, node_class: str, accelerator: str, planned: list[Mapp
         total = int(gpus[index].get("memory_total_mb") or 0)
         if total and used > total and len([s for s in gpu_services if int(s["gpu_index"]) == index]) > 1:
             gpu_warnings.append(f"{host}: combined VRAM (~{used / 1000:.1f} GB) exceeds GPU {index} "
-                            f"capacity ({total / 1000:.1f} GB)")
+                                f"capacity ({total / 1000:.1f} GB)")
     doc = {
         "host": host,
         "strategy": opts.strategy or "plan",

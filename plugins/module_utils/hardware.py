@@ -193,7 +193,7 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
     for line in text.splitlines():
         if ":" not in line:
             continue
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "processor" and value.isdigit():
             processors += 1

@@ -81,6 +81,28 @@ def _as_list(value: Any) -> list[Any] | None:
     return None
 
 
+def _int_errors(where: str, entry: dict[str, Any], key: str, low: int, high: int | None = None,
+                expected: str | None = None) -> list[str]:
+    """The error for an integer field ``key`` of ``entry`` outside ``low``..``high``; none when absent.
+
+    ``expected`` words the rule in the message; by default "an integer >= <low>".
+    """
+    if key not in entry:
+        return []
+    value = entry[key]
+    if _is_int(value) and int(value) >= low and (high is None or int(value) <= high):
+        return []
+    return [f"{where}: {key} must be {expected or f'an integer >= {low}'}, got {value!r}"]
+
+
+def _host_errors(where: str, entry: dict[str, Any], key: str, role: str, hosts: set[str]) -> list[str]:
+    """Errors for a field naming inventory hosts (one name or a list), e.g. ``pin`` or ``fallback``."""
+    names = _as_list(entry.get(key))
+    if names is None:
+        return [f"{where}: {key} must be a host name or a list of host names"]
+    return [f"{where}: {role} host {name!r} is not in the inventory" for name in names if name not in hosts]
+
+
 def check_node_classes(groups: dict[str, list[str]], hosts: list[str], default_class: str | None,
                        declared: dict[str, Any] | None = None) -> CheckResult:
     """Every host in exactly one node-class group (or the documented default)."""
@@ -161,25 +183,18 @@ def check_models(models: Any, hosts: set[str]) -> CheckResult:
         if key in seen:
             result.warnings.append(f"{where} repeats pmoves_models[{seen[key]}]; the first entry is used")
         seen.setdefault(key, index)
-        if "replicas" in entry and not (_is_int(entry["replicas"]) and int(entry["replicas"]) >= 1):
-            result.errors.append(f"{where}: replicas must be an integer >= 1, got {entry['replicas']!r}")
+        result.errors += _int_errors(where, entry, "replicas", 1)
         for int_key in ("vram_mb", "context"):
-            if int_key in entry and not (_is_int(entry[int_key]) and int(entry[int_key]) > 0):
-                result.errors.append(f"{where}: {int_key} must be a positive integer, got {entry[int_key]!r}")
+            result.errors += _int_errors(where, entry, int_key, 1, expected="a positive integer")
         if "cpu_ok" in entry and not isinstance(entry["cpu_ok"], bool):
             result.errors.append(f"{where}: cpu_ok must be true or false, got {entry['cpu_ok']!r}")
         if "alias" in entry and not (isinstance(entry["alias"], str) and entry["alias"].strip()):
             result.errors.append(f"{where}: alias must be a non-empty string, got {entry['alias']!r}")
-        pins = _as_list(entry.get("pin"))
-        if pins is None:
-            result.errors.append(f"{where}: pin must be a host name or a list of host names")
-        else:
-            for pin in pins:
-                if pin not in hosts:
-                    result.errors.append(f"{where}: pinned host {pin!r} is not in the inventory")
-            if "replicas" in entry and _is_int(entry["replicas"]) and len(pins) > int(entry["replicas"]):
-                result.warnings.append(f"{where}: {len(pins)} pins but replicas {entry['replicas']}; "
-                                       f"{len(pins)} replicas will be placed")
+        result.errors += _host_errors(where, entry, "pin", "pinned", hosts)
+        pins, replicas = _as_list(entry.get("pin")), entry.get("replicas")
+        if pins is not None and _is_int(replicas) and len(pins) > int(replicas):
+            result.warnings.append(f"{where}: {len(pins)} pins but replicas {replicas}; "
+                                   f"{len(pins)} replicas will be placed")
         unknown = sorted(set(entry) - MODEL_KEYS)
         if unknown:
             result.warnings.append(f"{where}: unknown keys {', '.join(unknown)} are ignored "
@@ -211,14 +226,11 @@ def check_services(services: Any, hosts: set[str]) -> CheckResult:
         seen.add(name)
         if "vram_mb" not in entry:
             result.errors.append(f"{where}: vram_mb is required (0 for a CPU service)")
-        elif not (_is_int(entry["vram_mb"]) and int(entry["vram_mb"]) >= 0):
-            result.errors.append(f"{where}: vram_mb must be an integer >= 0, got {entry['vram_mb']!r}")
+        result.errors += _int_errors(where, entry, "vram_mb", 0)
         if "gpu" in entry and not isinstance(entry["gpu"], bool):
             result.errors.append(f"{where}: gpu must be true or false, got {entry['gpu']!r}")
-        if "replicas" in entry and not (_is_int(entry["replicas"]) and int(entry["replicas"]) >= 1):
-            result.errors.append(f"{where}: replicas must be an integer >= 1, got {entry['replicas']!r}")
-        if "port" in entry and not (_is_int(entry["port"]) and 1 <= int(entry["port"]) <= 65535):
-            result.errors.append(f"{where}: port must be an integer 1-65535, got {entry['port']!r}")
+        result.errors += _int_errors(where, entry, "replicas", 1)
+        result.errors += _int_errors(where, entry, "port", 1, 65535, expected="an integer 1-65535")
         classes = _as_list(entry.get("classes"))
         if classes is None:
             result.errors.append(f"{where}: classes must be a list of node classes")
@@ -229,13 +241,7 @@ def check_services(services: Any, hosts: set[str]) -> CheckResult:
         primary = entry.get("primary")
         if primary not in (None, "") and primary not in hosts:
             result.errors.append(f"{where}: primary host {primary!r} is not in the inventory")
-        fallback = _as_list(entry.get("fallback"))
-        if fallback is None:
-            result.errors.append(f"{where}: fallback must be a host name or a list of host names")
-        else:
-            for host in fallback:
-                if host not in hosts:
-                    result.errors.append(f"{where}: fallback host {host!r} is not in the inventory")
+        result.errors += _host_errors(where, entry, "fallback", "fallback", hosts)
     return result
 
 

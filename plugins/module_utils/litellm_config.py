@@ -150,7 +150,7 @@ def collect_aliases(plan_models: Mapping[str, Any], extra: Mapping[str, str], gr
     """alias -> group: the catalog's ``alias`` plus the inventory's table; collisions are errors."""
     aliases: dict[str, str] = {}
     wanted = [(entry.get("alias"), name) for name, entry in sorted(plan_models.items()) if entry.get("alias")]
-    wanted += [(alias, target) for alias, target in sorted(extra.items())]
+    wanted += sorted(extra.items())
     for alias, target in wanted:
         target_name = target if target in groups else normalise_model_name(target)
         if target_name not in groups:

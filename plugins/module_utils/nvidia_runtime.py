@@ -53,7 +53,7 @@ def _numbers(version: str) -> tuple[tuple[int, ...], bool]:
 def version_at_least(version: str, minimum: str = MIN_CTK_VERSION) -> bool:
     """Numeric comparison of x.y.z; a pre-release of the minimum is not enough."""
     have, have_pre = _numbers(version)
-    want, _ = _numbers(minimum)
+    want = _numbers(minimum)[0]
     return have > want or (have == want and not have_pre)
 
 

@@ -1,6 +1,7 @@
 """Ollama HTTP API client and the model-state logic behind ``pmoves.fleet.ollama_model``.
 
-Standard library only (urllib), no Ansible import, no I/O at import time. The client speaks
+Standard library plus ``http_request`` (Ansible's ``open_url``, which needs no module object, so
+unit tests drive the client directly), no I/O at import time. The client speaks
 the documented API (``/api/version``, ``/api/tags``, ``/api/show``, streamed ``/api/pull``,
 ``/api/delete``, ``/api/copy``, ``/api/generate``) and turns every failure into an
 ``OllamaError`` whose message names the URL and quotes the server's own error text.
@@ -17,12 +18,12 @@ import json
 import os
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.http_request import URL_ERRORS, http_open
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -70,9 +71,9 @@ def base_url(host: str | None) -> str:
         scheme, rest = "http", text
     elif scheme in ("http", "https"):
         default_port = 80 if scheme == "http" else 443
-    hostport, _, path = rest.partition("/")
+    hostport, _sep, path = rest.partition("/")
     if hostport.startswith("["):
-        hostname, _, port_text = hostport[1:].partition("]")
+        hostname, _sep, port_text = hostport[1:].partition("]")
         port_text = port_text.lstrip(":")
     elif hostport.count(":") == 1:
         hostname, port_text = hostport.split(":")
@@ -169,26 +170,28 @@ def parse_ndjson_line(line: bytes | str, url: str) -> dict[str, Any] | None:
 
 
 class OllamaClient:
-    """Minimal Ollama API client; counts calls per endpoint in ``self.calls``."""
+    """Minimal Ollama API client; counts calls per endpoint in ``self.calls``.
+
+    ``opener`` replaces ``http_open`` (same signature) where a test wants to see or fake requests.
+    """
 
     def __init__(self, host: str | None = DEFAULT_HOST, timeout: float = 30.0,
-                 urlopen: Callable[..., Any] | None = None) -> None:
+                 opener: Callable[..., Any] | None = None) -> None:
         self.base = base_url(host)
         self.timeout = timeout
-        self._urlopen = urlopen or urllib.request.urlopen
+        self._opener = opener or http_open
         self.calls: Counter[str] = Counter()
 
     def _open(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
         url = self.base + path
         self.calls[f"{method} {path}"] += 1
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json", "Accept": "application/json"})
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
         try:
-            return self._urlopen(request, timeout=timeout or self.timeout)
+            return self._opener(url, method, data, headers, timeout or self.timeout)
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc, method, url) from exc
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        except URL_ERRORS as exc:
             reason = getattr(exc, "reason", exc)
             raise OllamaError(
                 f"cannot reach the Ollama API at {url} ({method}): {reason}. Is the ollama service running and "

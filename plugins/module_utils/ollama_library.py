@@ -31,9 +31,9 @@ def split_model_name(name: str) -> tuple[str, str]:
             break
     if ref.lower().startswith(_LIBRARY_PREFIX):
         ref = ref[len(_LIBRARY_PREFIX):]
-    head, _, last = ref.rpartition("/")
+    head, _sep, last = ref.rpartition("/")
     if ":" in last:
-        last, _, tag = last.partition(":")
+        last, _sep, tag = last.partition(":")
     else:
         tag = ""
     model = f"{head}/{last}" if head else last
@@ -207,7 +207,7 @@ _FAMILIES: tuple[FamilyInfo, ...] = (
              "137m": (0.137, 0.274, 12, 12, 64), "335m": (0.335, 0.669, 24, 16, 64)}),
     _family("snowflake-arctic-embed2", "embedding", "f16", 8192, "568m", {"568m": (0.568, 1.2, 24, 16, 64)}),
     _family("all-minilm", "embedding", "f16", 512, "22m", {"22m": (0.022, 0.046, 6, 12, 32),
-                                                         "33m": (0.033, 0.067, 12, 12, 32)}),
+                                                           "33m": (0.033, 0.067, 12, 12, 32)}),
     _family("granite-embedding", "embedding", "f16", 512, "278m",
             {"30m": (0.03, 0.063, 6, 12, 32), "278m": (0.278, 0.563, 12, 12, 64)}),
     _family("embeddinggemma", "embedding", "bf16", 2048, "300m", {"300m": (0.3, 0.622, 24, 3, 256)}),
@@ -247,7 +247,7 @@ class LibraryMatch:
 
 def not_ollama_reason(name: str) -> str | None:
     """Why ``name`` is not an Ollama library model (image generation, speech...), or None."""
-    model, _ = split_model_name(name)
+    model = split_model_name(name)[0]
     base = model.rsplit("/", 1)[-1].lower()
     for prefix, reason in NOT_OLLAMA:
         if base == prefix or base.startswith(prefix + "-") or base.startswith(prefix + "_") or (

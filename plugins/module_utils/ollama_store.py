@@ -162,7 +162,7 @@ class SyncPlan:
 
     @property
     def bytes_to_copy(self) -> int:
-        return sum(size for _, size in self.missing)
+        return sum(size for _digest, size in self.missing)
 
 
 def plan_sync(src: Path, dest: Path, name: str, verify: str = "size") -> SyncPlan:
@@ -214,7 +214,7 @@ def copy_blob(source: Path, target: Path, digest: str, uid: int = -1, gid: int =
 def apply_sync(plan: SyncPlan, src: Path, dest: Path, uid: int = -1, gid: int = -1) -> int:
     """Copy missing blobs (verified) then the manifest; return bytes copied."""
     copied = 0
-    for digest, _ in plan.missing:
+    for digest, _size in plan.missing:
         copied += copy_blob(src / blob_relpath(digest), dest / blob_relpath(digest), digest, uid, gid)
     target = dest / plan.source_manifest.relative_to(src)
     if not (target.is_file() and target.read_bytes() == plan.manifest_bytes):

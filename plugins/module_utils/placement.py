@@ -30,7 +30,7 @@ PLANNER_VERSION = "1"  # part of inputs_digest: a new planner re-plans even for 
 CLASS_GROUPS: tuple[tuple[str, str], ...] = (
     ("gpu_nodes", "gpu"), ("edge_nodes", "edge"), ("apu_nodes", "apu"), ("npu_nodes", "npu"), ("cpu_nodes", "cpu"),
 )
-NODE_CLASSES = tuple(cls for _, cls in CLASS_GROUPS)
+NODE_CLASSES = tuple(cls for _group, cls in CLASS_GROUPS)
 GPU_CLASSES = frozenset({"gpu", "edge", "apu"})
 GPU_STRATEGIES = ("manual", "vram_based", "latency_optimized", "isolation_first", "balanced")
 MODEL_STRATEGIES = ("spread", "binpack")
@@ -624,7 +624,7 @@ class _ModelPlanner:
             rounds = max((m.wanted for m in self.models), default=0)
             sequence = [model for replica in range(rounds) for model in self.models if model.wanted > replica]
         else:
-            sequence = [model for model in self.models for _ in range(model.wanted)]
+            sequence = [model for model in self.models for _replica in range(model.wanted)]
             if order == "ascending":
                 sequence.reverse()
         stuck: set[str] = set()
@@ -737,7 +737,7 @@ class _ModelPlanner:
                            + self.greedy_why(other, target))
                 moves.append((placement, self.placed[other.name][-1]))
             if node.free_mb >= size:
-                self.place(model, node, f"placed after moving {', '.join(m.model for m, _ in moves)} away; "
+                self.place(model, node, f"placed after moving {', '.join(m.model for m, _moved_to in moves)} away; "
                            + self.greedy_why(model, node))
                 return True, budget
             for original, moved in reversed(moves):  # undo: this node cannot be freed enough
@@ -753,8 +753,8 @@ class _ModelPlanner:
             return "cannot estimate VRAM: set vram_mb in the catalog"
         allowed = [n for n in self.nodes if n.models_allowed and (n.gpu_capable or model.cpu_ok)]
         if not allowed:
-            base = ("no node may take it: " + ("no node allows models" if model.cpu_ok else
-                                                "it is not cpu_ok and no GPU-capable node allows models"))
+            why = "no node allows models" if model.cpu_ok else "it is not cpu_ok and no GPU-capable node allows models"
+            base = "no node may take it: " + why
         else:
             largest = max(allowed, key=lambda n: (n.capacity_mb, n.name))
             big_enough = [n for n in allowed if n.capacity_mb >= model.vram_mb]

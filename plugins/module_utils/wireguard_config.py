@@ -153,8 +153,8 @@ def build_node_config(name: str, inventory: Mapping[str, Mapping[str, Any]], *, 
     ``{address, prefix, peers: [...], config: <wg-quick text>, forward: bool}``.
     """
     net = ipaddress.ip_network(network, strict=True)
-    addresses = assign_addresses(list(inventory), network,
-                                 {h: str(v["address"]).split("/")[0] for h, v in inventory.items() if v.get("address")})
+    fixed = {h: str(v["address"]).split("/", maxsplit=1)[0] for h, v in inventory.items() if v.get("address")}
+    addresses = assign_addresses(list(inventory), network, fixed)
     nodes = {h: WgNode(name=h, address=addresses[h], public_key=str(v.get("public_key") or ""),
                        endpoint=v.get("endpoint") or None, listen_port=int(v.get("listen_port") or 51820))
              for h, v in inventory.items()}

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: pmoves.fleet contributors
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Apache License 2.0 (see LICENSE)
 """Compute the NATS server config (hub) or a node's mesh agent config."""
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_role_inputs_are_declared_in_argument_specs(role: Path):
     specs = yaml.safe_load(spec_path.read_text())["argument_specs"]
     assert "main" in specs
     declared = set(specs["main"].get("options", {}))
-    defaults, _ = _defaults(role)
+    defaults = _defaults(role)[0]
     undeclared = sorted(set(defaults) - declared)
     assert not undeclared, f"{role.name}: defaults not declared in argument_specs: {undeclared}"
     for name, option in specs["main"].get("options", {}).items():

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """TEST DOUBLE of the Ollama server and CLI -- not Ollama, never a product default.
 
 A single-file, standard-library-only emulator of the Ollama HTTP API, written so the
@@ -461,7 +460,7 @@ class Emulator:
 def parse_fail_spec(spec: str) -> dict[str, list[Any]]:
     table: dict[str, list[Any]] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        name_text, _, count_text = item.partition("=")
+        name_text, _sep, count_text = item.partition("=")
         mode = "error"
         if "@" in count_text:
             count_text, mode = count_text.split("@", 1)
@@ -641,7 +640,7 @@ class Handler(BaseHTTPRequestHandler):
     def client_gone(self, wait: float = 0.0) -> bool:
         """True when the client closed its side (Ollama cancels a pull whose client went away)."""
         try:
-            readable, _, _ = select.select([self.connection], [], [], wait)
+            readable = select.select([self.connection], [], [], wait)[0]
             return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
@@ -701,7 +700,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.blob(method, path.rsplit("/", 1)[-1])
             elif path.startswith("/v1/models/") and method == "GET":
                 self.openai_model(path[len("/v1/models/"):])
-            elif any(p == path for (_, p) in routes):
+            elif any(p == path for (_method, p) in routes):
                 self.send_text(405, "405 method not allowed")
             else:
                 self.send_text(404, "404 page not found")
@@ -746,7 +745,7 @@ class Handler(BaseHTTPRequestHandler):
         if loaded is None:
             self.send_json(404, {"error": f"model '{raw}' not found"})
             return
-        manifest, _ = loaded
+        manifest = loaded[0]
         store = self.emu.store
         config = store.read_config(manifest)
         extra = config.get("test_double", {})
@@ -906,6 +905,22 @@ class Handler(BaseHTTPRequestHandler):
             }
         return name, config
 
+    def load_for(self, raw: str, keep_alive: Any,
+                 verb: str | None = None) -> tuple[ModelName, dict[str, Any]] | None:
+        """Load ``raw`` for a native endpoint, or answer the error Ollama gives and return None.
+
+        404 when the model is not pulled; 400 when ``verb`` (``generate``, ``chat``) is asked of an
+        embedding model (which is still loaded first, as Ollama does).
+        """
+        found = self.load(raw, keep_alive)
+        if found is None:
+            self.send_json(404, {"error": f"model '{raw}' not found"})
+            return None
+        if verb is not None and found[1].get("test_double", {}).get("embedding"):
+            self.send_json(400, {"error": f"\"{raw}\" does not support {verb}"})
+            return None
+        return found
+
     def reply_text(self, model: str, prompt: str) -> str:
         short = " ".join(prompt.split())[:120]
         return f"[ollama-test-double node={self.emu.node} model={model}] You said: {short}"
@@ -915,14 +930,10 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         raw = body.get("model", "")
-        found = self.load(raw, body.get("keep_alive"))
+        found = self.load_for(raw, body.get("keep_alive"), "generate")
         if found is None:
-            self.send_json(404, {"error": f"model '{raw}' not found"})
             return
-        name, config = found
-        if config.get("test_double", {}).get("embedding"):
-            self.send_json(400, {"error": f"\"{raw}\" does not support generate"})
-            return
+        name = found[0]
         prompt = body.get("prompt") or ""
         base = {"model": raw, "created_at": now_rfc3339()}
         if not prompt and not body.get("images"):
@@ -937,14 +948,10 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         raw = body.get("model", "")
-        found = self.load(raw, body.get("keep_alive"))
+        found = self.load_for(raw, body.get("keep_alive"), "chat")
         if found is None:
-            self.send_json(404, {"error": f"model '{raw}' not found"})
             return
-        name, config = found
-        if config.get("test_double", {}).get("embedding"):
-            self.send_json(400, {"error": f"\"{raw}\" does not support chat"})
-            return
+        name = found[0]
         messages = body.get("messages") or []
         base = {"model": raw, "created_at": now_rfc3339()}
         if not messages:
@@ -977,9 +984,8 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         raw = body.get("model", "")
-        found = self.load(raw, body.get("keep_alive"))
+        found = self.load_for(raw, body.get("keep_alive"))
         if found is None:
-            self.send_json(404, {"error": f"model '{raw}' not found"})
             return
         name, config = found
         inputs = body.get("input", [])
@@ -997,9 +1003,8 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         raw = body.get("model", "")
-        found = self.load(raw, body.get("keep_alive"))
+        found = self.load_for(raw, body.get("keep_alive"))
         if found is None:
-            self.send_json(404, {"error": f"model '{raw}' not found"})
             return
         name, config = found
         prompt = body.get("prompt", "")
@@ -1219,7 +1224,7 @@ def make_server(host: str, port: int, emu: Emulator) -> ThreadingHTTPServer:
 
 
 def cmd_serve() -> int:
-    _, host, port = parse_host(os.environ.get("OLLAMA_HOST"))
+    _scheme, host, port = parse_host(os.environ.get("OLLAMA_HOST"))
     store = Store(default_models_dir())
     store.ensure()
     node = os.environ.get("OLLAMA_TEST_DOUBLE_NODE") or socket.gethostname()

@@ -54,7 +54,7 @@ def test_overlay_pins_to_the_discovered_gfd_product(tree):
 
 
 def test_thor_overlay_uses_arm64_engines_and_batch_16(tree):
-    files, _ = tree
+    files = tree[0]
     patch = yaml.safe_load(files["overlays/jetson-thor/deployment-patch.yaml"])
     env = {item["name"]: item["value"] for item in patch["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["ENGINE_DIR"] == "/engines/aarch64"
@@ -63,7 +63,7 @@ def test_thor_overlay_uses_arm64_engines_and_batch_16(tree):
 
 
 def test_profile_configmap_has_the_seed_shape(tree):
-    files, _ = tree
+    files = tree[0]
     profiles = yaml.safe_load(files["base/hardware_profiles.yaml"])["profiles"]
     assert profiles["jetson-thor"] == {
         "arch": "aarch64", "gpu_memory": "64GB", "nvlink": True, "power_mode": "MAXN",
@@ -73,7 +73,7 @@ def test_profile_configmap_has_the_seed_shape(tree):
 
 
 def test_profile_without_hosts_or_products_warns():
-    _, warnings = render_kustomize(BUILTIN_PROFILES, {}, "img", overlays=["jetson-thor"])
+    warnings = render_kustomize(BUILTIN_PROFILES, {}, "img", overlays=["jetson-thor"])[1]
     assert len(warnings) == 1 and "jetson-thor" in warnings[0]
 
 
@@ -88,7 +88,7 @@ def test_node_labels_when_gfd_is_absent():
 @pytest.mark.parametrize("overlay", ["jetson-thor", "rtx-pro-4000"])
 def test_each_overlay_builds_and_validates_against_the_kubernetes_schema(tree, tmp_path, overlay):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    files, _ = tree
+    files = tree[0]
     _write(tmp_path, files)
     built = subprocess.run(["kubectl", "kustomize", str(tmp_path / "overlays" / overlay)],
                            check=True, capture_output=True, text=True).stdout

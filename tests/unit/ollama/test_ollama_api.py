@@ -17,7 +17,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_api import (
 )
 
 
-def no_sleep(_: float) -> None:
+def no_sleep(_seconds: float) -> None:
     return None
 
 
@@ -170,13 +170,13 @@ def test_latest_reports_change_only_when_the_digest_changes(emulator, tmp_path, 
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"models": {"tinyllama": {"tags": {"1.1b": {"revision": 1}}}}}))
     monkeypatch.setenv("OLLAMA_TEST_DOUBLE_REGISTRY", str(registry))
-    first, _ = ensure(emulator, name="tinyllama", state="latest")
+    first, _client = ensure(emulator, name="tinyllama", state="latest")
     assert first.changed
     same, client = ensure(emulator, name="tinyllama", state="latest")
     assert same.pulled and not same.changed
     assert client.calls["POST /api/pull"] == 1
     registry.write_text(json.dumps({"models": {"tinyllama": {"tags": {"1.1b": {"revision": 2}}}}}))
-    newer, _ = ensure(emulator, name="tinyllama", state="latest")
+    newer, _client = ensure(emulator, name="tinyllama", state="latest")
     assert newer.changed
     assert newer.model["digest"] != first.model["digest"]
     assert newer.diff["before"] != newer.diff["after"]
@@ -192,14 +192,14 @@ def test_latest_in_check_mode_on_a_present_model_warns_and_sends_nothing(emulato
 
 def test_alias_is_created_once_and_removed_with_the_model(emulator):
     alias = "XL-LOC-FRE-qwen2.5-coder-32b"
-    first, _ = ensure(emulator, name="qwen2.5-coder:32b", alias=alias)
+    first, _client = ensure(emulator, name="qwen2.5-coder:32b", alias=alias)
     assert first.changed
     names = {m["name"]: m["digest"] for m in emulator.get("/api/tags")["models"]}
     assert names[f"{alias}:latest"] == names["qwen2.5-coder:32b"]
     again, client = ensure(emulator, name="qwen2.5-coder:32b", alias=alias)
     assert not again.changed
     assert "POST /api/copy" not in client.calls
-    gone, _ = ensure(emulator, name="qwen2.5-coder:32b", alias=alias, state="absent")
+    gone, _client = ensure(emulator, name="qwen2.5-coder:32b", alias=alias, state="absent")
     assert gone.changed
     assert emulator.get("/api/tags")["models"] == []
 

@@ -39,7 +39,7 @@ def load_inventory(name: str) -> dict[str, Any]:
         hv = hostvars[host]
         hosts.append({
             "name": host,
-            "groups": [g for g, _ in CLASS_GROUPS if host in groups.get(g, [])],
+            "groups": [g for g, _cls in CLASS_GROUPS if host in groups.get(g, [])],
             "hardware": hv.get("pmoves_hardware"),
             "vars": {k: hv[k] for k in HOST_KNOBS if k in hv},
             "all_groups": sorted(g for g, members in groups.items() if host in members),

@@ -104,7 +104,10 @@ def test_adding_a_node_moves_nothing_that_still_fits(case) -> None:
     assert after["moved"] == 0
     kept = {(m, h) for m, e in before["models"].items() for h in e["placed"]}
     assert kept <= {(m, h) for m, e in after["models"].items() for h in e["placed"]}
-    placed = lambda plan: sum(len(e["placed"]) for e in plan["models"].values())  # noqa: E731
+
+    def placed(plan):
+        return sum(len(e["placed"]) for e in plan["models"].values())
+
     assert placed(after) >= placed(before)
 
 

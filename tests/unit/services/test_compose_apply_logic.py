@@ -161,7 +161,7 @@ def test_apply_recreates_only_the_changed_service_and_is_idempotent(tmp_path):
     assert first["recreated"] == ["db", "api"] and first["changed"]
     ids = dict(engine.containers)
     assert project(tmp_path, engine, doc()).apply() == {**first, "changed": False, "recreated": [], "reasons": {},
-                                                       "unchanged": ["db", "api"], "files_changed": []}
+                                                        "unchanged": ["db", "api"], "files_changed": []}
     second = project(tmp_path, engine, doc("api:2")).apply()
     assert second["recreated"] == ["api"]
     db_ids = [i for i, cont in engine.containers.items() if cont["Config"]["Labels"]["com.docker.compose.service"] == "db"]

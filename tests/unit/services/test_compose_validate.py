@@ -27,7 +27,7 @@ def compose_files(files: dict[str, str]) -> list[str]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_compose_file_matches_the_compose_spec_schema(case):
-    files, _ = render_case(case)
+    files = render_case(case)[0]
     for name in compose_files(files):
         errors = sorted(VALIDATOR.iter_errors(yaml.safe_load(files[name])), key=str)
         assert not errors, f"{case}/{name}: {errors[0].message} at {list(errors[0].absolute_path)}"
@@ -44,7 +44,7 @@ def test_gpu_devices_follow_the_plan_and_never_mix_count_with_device_ids(case):
     fleet = load_fleet(fleet_name)
     plan = fleet["strategies"][plan_key] if plan_key else fleet["plan"]
     gpus = {g["index"]: g for g in fleet["hardware"][host]["gpus"]}
-    files, _ = render_case(case)
+    files = render_case(case)[0]
     override = yaml.safe_load(files.get("docker-compose.gpu-override.yml", "services: {}"))["services"]
     catalog = {e["name"]: e for e in fleet["catalog"]}
     for item in plan["nodes"][host]["services"]:
@@ -79,7 +79,7 @@ def _podman_compose_with_config() -> list[str] | None:
 def test_podman_compose_config_accepts_the_project(case, tmp_path):
     cmd = _podman_compose_with_config()
     assert cmd, "podman-compose>=1.1 (requirements.txt) is needed for `config`"
-    files, _ = render_case(case)
+    files = render_case(case)[0]
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)

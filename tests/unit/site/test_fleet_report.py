@@ -61,7 +61,7 @@ def make(**kwargs):
     args = {"plan": PLAN, "hosts": HOSTS, "run": RUN, "warnings": ["inventory: pmoves_models[3] repeats"],
             "title": "pmoves fleet lab"}
     args.update(kwargs)
-    return fr.build_report(args.pop("plan"), args.pop("hosts"), args.pop("run"), args.pop("warnings"), **args)
+    return fr.build_report(**args)
 
 
 class _Collector(HTMLParser):
@@ -141,8 +141,8 @@ def test_gpu_bar_widths_are_planned_over_usable():
 
 
 def test_overcommitted_bar_is_capped_at_full_width():
-    bar = fr._html_bar(30000, 30000, 32000)
-    widths = [float(w) for w in re.findall(r"width:([0-9.]+)%", bar)]
+    bar_html = fr._html_bar(30000, 30000, 32000)
+    widths = [float(w) for w in re.findall(r"width:([0-9.]+)%", bar_html)]
     assert sum(widths) == pytest.approx(100.0)
 
 

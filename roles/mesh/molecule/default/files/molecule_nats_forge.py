@@ -20,7 +20,7 @@ async def main(url: str, user: str, password: str, subject: str) -> None:
                               max_reconnect_attempts=0)
     await conn.publish(subject, b'{"node_id": "forged"}')
     await conn.flush(timeout=5)
-    for _ in range(50):  # the -ERR arrives asynchronously: wait up to 5 s for it
+    for _attempt in range(50):  # the -ERR arrives asynchronously: wait up to 5 s for it
         if errors:
             break
         await asyncio.sleep(0.1)
