@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "playbooks/site.yml", "-i", "inventories/lab",
             "-e", f"pmoves_artifacts_dir={REPO / 'artifacts'}",
-            # as scripts/lab-up.sh (no NVIDIA driver for nvidia-ctk in the lab)
+            # as scripts/lab-up.sh (no nvidia-ctk in the lab containers)
             "--skip-tags", os.environ.get("PMOVES_LAB_SKIP_TAGS", "nvidia")]
 
 
@@ -98,9 +99,7 @@ def main() -> int:
         for i in range(args.reruns):
             on.append(timed_run(f"rerun {i + 1} (pipelining on)", True, extra)[0])
             off.append(timed_run(f"rerun {i + 1} (pipelining off)", False, extra)[0])
-        on.sort()
-        off.sort()
-        median_on, median_off = on[len(on) // 2], off[len(off) // 2]
+        median_on, median_off = statistics.median(on), statistics.median(off)
         print(f"ratio rerun/first (pipelining on):   {median_on / first:.2f}")
         print(f"ratio rerun pipelining off/on:       {median_off / median_on:.2f}")
     finally:
