@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: pmoves.fleet.hardware_facts versus ansible.builtin.setup on this host, in one run.
 
 Two measurements, alternating the two modules run by run so drift hits both equally:
@@ -42,7 +41,7 @@ def measure(label: str, ours: list[str], baseline: list[str], runs: int, env: di
     timed(ours, env)  # warm caches (page cache, .pyc) for both before measuring
     timed(baseline, env)
     ours_t, base_t = [], []
-    for _ in range(runs):
+    for _run in range(runs):
         ours_t.append(timed(ours, env))
         base_t.append(timed(baseline, env))
     ours_m, base_m = statistics.median(ours_t), statistics.median(base_t)

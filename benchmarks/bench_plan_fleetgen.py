@@ -81,7 +81,7 @@ def ilp_optimum(plan: dict[str, Any], time_limit: float = 60.0) -> tuple[int, st
                 continue
             variables[(model, host)] = highs.addBinary(obj=-1.0)
     for model, entry in models.items():
-        row = [v for (m, _), v in variables.items() if m == model]
+        row = [v for (m, _node), v in variables.items() if m == model]
         if row:
             highs.addConstr(sum(row) <= entry["wanted"])
     for host, node in nodes.items():

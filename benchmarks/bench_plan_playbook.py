@@ -29,8 +29,8 @@ from bench_plan_fleetgen import make_catalog, make_fleet  # noqa: E402
 
 
 def write_inventory(base: Path, fleet: list[dict], catalog: list[dict]) -> None:
-    groups: dict[str, dict] = {g: {"hosts": {}} for g in ("gpu_nodes", "edge_nodes", "apu_nodes", "npu_nodes",
-                                                           "cpu_nodes")}
+    classes = ("gpu_nodes", "edge_nodes", "apu_nodes", "npu_nodes", "cpu_nodes")
+    groups: dict[str, dict] = {g: {"hosts": {}} for g in classes}
     (base / "host_vars").mkdir(parents=True)
     (base / "group_vars" / "all").mkdir(parents=True)
     for host in fleet:

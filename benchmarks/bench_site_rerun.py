@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: idempotent rerun of site.yml on the lab vs the first run, and pipelining on vs off.
 
     .venv/bin/python benchmarks/bench_site_rerun.py            # fresh lab, 1 first run + reruns
@@ -92,7 +91,7 @@ def main() -> int:
     try:
         extra = ["-i", str(enable_ssh(workdir))] if args.ssh else []
         print(f"connection: {'ssh' if args.ssh else 'containers.podman.podman (cannot pipeline)'}", flush=True)
-        first, _ = timed_run("first run (pipelining on)", True, extra)
+        first, _changed = timed_run("first run (pipelining on)", True, extra)
         # Alternate the settings so a change in machine load hits both alike.
         on: list[float] = []
         off: list[float] = []

@@ -8,7 +8,7 @@
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 1
 log() { printf 'lab-down: %s\n' "$*"; }
 
 if command -v podman >/dev/null; then

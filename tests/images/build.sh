@@ -17,7 +17,6 @@ IMAGE=${PMOVES_BASE_IMAGE:-localhost/pmoves-molecule}
 SUITE=${PMOVES_BASE_SUITE:-bookworm}
 MIRROR=${PMOVES_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=python3,python3-apt,systemd,systemd-sysv,dbus,ca-certificates,iproute2,procps,sudo,tar,gzip,zstd,curl,netbase
-here=$(cd "$(dirname "$0")" && pwd)
 recipe=$( { cat "$0"; echo "$SUITE $MIRROR $PACKAGES"; } | sha256sum | cut -c1-16)
 
 current=$(podman image inspect --format '{{ index .Labels "io.pmoves.recipe" }}' "$IMAGE:$SUITE-systemd" 2>/dev/null || true)

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # TEST DOUBLE helper (sourced by the fake commands in this directory; never used in production).
 # Captured outputs live in <fixture dir>/<tool>/: PMOVES_FAKE_HARDWARE_DIR if set, else
 # $PMOVES_HARDWARE_SYSROOT/.fixture (hardware_facts exports the sysroot to the commands it runs).
