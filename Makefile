@@ -16,7 +16,7 @@ export ANSIBLE_NOCOLOR := 1
 ROLE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml))
 FLEET_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 
-.PHONY: help system-deps venv images test unit lint sanity molecule clean
+.PHONY: help system-deps venv images test unit lint sanity molecule lab-check clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ $(STAMP): requirements.txt
 images: system-deps ## Build the molecule/lab base image once (cached by recipe hash)
 	@tests/images/build.sh
 
-unit: venv ## Unit and integration tests (pytest)
+unit: venv images ## Unit and integration tests (pytest; the container tests need the base image)
 	pytest -q
 
 lint: venv ## ruff and ansible-lint --profile production
@@ -59,10 +59,15 @@ molecule: venv images ## Every molecule scenario: create, converge, idempotence,
 	  echo "=== molecule fleet -s $$scenario passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
-test: system-deps venv ## Everything CI runs: unit + integration tests, lint, molecule
+test: system-deps venv ## Everything CI runs: unit + integration tests, lint, sanity, molecule, the lab
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory unit lint sanity molecule && \
+	$(MAKE) --no-print-directory unit lint sanity molecule lab-check && \
 	echo "make test: all passed in $$(( $$(date +%s) - start )) s"
+
+lab-check: venv images ## The main job end to end: make lab from scratch, gateway checks, rerun changed=0, lab-down
+	@start=$$(date +%s); \
+	PMOVES_LAB_FULL=1 pytest -q -p no:cacheprovider tests/integration/test_lab_full.py && \
+	echo "=== lab-check passed in $$(( $$(date +%s) - start )) s"
 
 clean: ## Remove .venv, caches and artifacts
 	rm -rf $(VENV) .cache artifacts .pytest_cache .ruff_cache
