@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,16 @@ LAB_INVENTORY = "inventories/lab"
 CALLBACKS = "ansible.posix.timer,pmoves.fleet.pmoves_run"
 
 
+def is_host_list(inventory: str) -> bool:
+    """`-i host1,host2,` names hosts, not a path (ansible's host_list inventory)."""
+    return "," in inventory
+
+
+def resolve(value: str, cwd: Path) -> str:
+    """A path the user typed, relative to where they typed it (the runner runs elsewhere)."""
+    return os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
+
+
 @dataclass
 class Invocation:
     """One ansible-playbook run: what to run, with which arguments and environment."""
@@ -25,6 +36,7 @@ class Invocation:
     inventory: str | None
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    artifacts_dir: str = ""  # where plan.json and the report go (also passed in args)
 
     def command_line(self, ansible_playbook: str = "ansible-playbook") -> list[str]:
         """The equivalent plain command (printed so users can run it without pmoves)."""
@@ -37,13 +49,25 @@ class Invocation:
 def build_invocation(command: str, *, repo: Path, inventory: str | None = None, limit: str | None = None,
                      tags: str | None = None, skip_tags: str | None = None, check: bool = False,
                      diff: bool = False, extra_vars: list[str] | None = None, verbose: int = 0,
-                     artifacts_dir: str | None = None) -> Invocation:
-    """Map the pmoves options onto ansible-playbook's, one for one."""
+                     artifacts_dir: str | None = None, cwd: Path | None = None) -> Invocation:
+    """Map the pmoves options onto ansible-playbook's, one for one.
+
+    With ``cwd`` (the caller's working directory) the paths the user typed (inventory, artifacts
+    dir, ``-e @file``, ``--limit @file``) become absolute: ansible-playbook runs in another directory.
+    """
     if command not in PLAYBOOKS:
         raise ValueError(f"unknown command {command!r}; use one of {', '.join(PLAYBOOKS)}")
     playbook = str(repo / PLAYBOOKS[command][0])
     if command == "lab":
         inventory = inventory or str(repo / LAB_INVENTORY)
+    if cwd is not None:
+        if inventory and not is_host_list(inventory):
+            inventory = resolve(inventory, cwd)
+        if artifacts_dir:
+            artifacts_dir = resolve(artifacts_dir, cwd)
+        if limit:  # `@file` entries name a file of hosts (ansible reads it per comma-separated entry)
+            limit = ",".join("@" + resolve(p[1:], cwd) if p.startswith("@") else p for p in limit.split(","))
+        extra_vars = ["@" + resolve(e[1:], cwd) if e.startswith("@") else e for e in extra_vars or []]
     args: list[str] = []
     if limit:
         # plan.yml runs on the controller (localhost): keep it in the limit so a limited run
@@ -66,4 +90,4 @@ def build_invocation(command: str, *, repo: Path, inventory: str | None = None, 
     if verbose:
         args.append("-" + "v" * min(verbose, 6))
     env = {"ANSIBLE_CONFIG": str(repo / "ansible.cfg"), "ANSIBLE_CALLBACKS_ENABLED": CALLBACKS}
-    return Invocation(playbook=playbook, inventory=inventory, args=args, env=env)
+    return Invocation(playbook=playbook, inventory=inventory, args=args, env=env, artifacts_dir=artifacts)

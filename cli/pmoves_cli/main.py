@@ -9,13 +9,14 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .commands import PLAYBOOKS, build_invocation
+from .commands import PLAYBOOKS, Invocation, build_invocation, is_host_list
 from .progress import RunProgress
 
 
@@ -51,16 +52,50 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def run_playbook(invocation: Any, repo: Path, live: bool, title: str) -> tuple[int, RunProgress]:
+def ansible_bin_dir() -> Path | None:
+    """Where ansible-playbook is: beside the Python running pmoves (its venv, activated or not), else on PATH."""
+    own = Path(sys.executable).parent
+    if (own / "ansible-playbook").is_file():
+        return own
+    found = shutil.which("ansible-playbook")
+    return Path(found).parent if found else None
+
+
+def inventory_label(invocation: Invocation, repo: Path) -> str:
+    return invocation.inventory or f"of {repo / 'ansible.cfg'} (no -i given)"
+
+
+def outcome_problem(rc: int, progress: RunProgress, inventory: str) -> str | None:
+    """What a run that ansible-playbook calls fine still got wrong: no host at all, or an empty plan."""
+    if progress.plan_error:
+        return progress.plan_error
+    if rc != 0:
+        return None
+    if progress.plan_summary is not None and not progress.plan_summary.get("nodes"):
+        return (f"the plan of inventory {inventory} has no nodes: no host has pmoves_hardware (declared in the "
+                "inventory or discovered); run `pmoves discover` against reachable hosts or declare it")
+    if not progress.hosts and not progress.stats:
+        return f"inventory {inventory} has no hosts that this run matched (empty inventory or --limit); nothing ran"
+    return None
+
+
+def run_playbook(invocation: Invocation, repo: Path, live: bool, title: str) -> tuple[int, RunProgress]:
     import ansible_runner  # heavy import: only when running
 
     progress = RunProgress()
+    # The inventory goes on the command line as the absolute path build_invocation made of it:
+    # ansible-runner would take a string it cannot find under its own directory for inventory text.
+    inventory = ["-i", invocation.inventory] if invocation.inventory else []
     with tempfile.TemporaryDirectory(prefix="pmoves-runner-") as private:
         kwargs = {"private_data_dir": private, "project_dir": str(repo), "playbook": invocation.playbook,
-                  "inventory": invocation.inventory, "cmdline": shlex.join(invocation.args),
+                  "inventory": [], "cmdline": shlex.join(inventory + invocation.args),
                   "envvars": invocation.env, "quiet": live, "suppress_env_files": True}
         if not live:
-            runner = ansible_runner.run(**kwargs)
+            def collect(event: dict[str, Any]) -> bool:
+                progress.feed(event)
+                return True
+
+            runner = ansible_runner.run(event_handler=collect, **kwargs)
             return runner.rc, progress
         from rich.console import Console
         from rich.live import Live
@@ -94,16 +129,31 @@ def print_report_summary(repo: Path, artifacts: Path) -> None:
     print(f"report: {artifacts / 'report.html'}")
 
 
+def fail(message: str, rc: int = 1) -> int:
+    print(f"pmoves: {message}", file=sys.stderr)
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parser().parse_args(argv)
     repo = find_repo()
     if options.command == "lab" and options.down:
         return subprocess.call([str(repo / "scripts" / "lab-down.sh")])
+    # Paths the user typed are relative to where they typed them (ansible-playbook runs in the checkout).
     invocation = build_invocation(
         options.command, repo=repo, inventory=options.inventory, limit=options.limit, tags=options.tags,
         skip_tags=options.skip_tags, check=options.check, diff=options.diff, extra_vars=options.extra_vars,
-        verbose=options.verbose, artifacts_dir=options.artifacts_dir)
-    print("$ " + shlex.join(invocation.command_line()), file=sys.stderr)
+        verbose=options.verbose, artifacts_dir=options.artifacts_dir, cwd=Path.cwd())
+    if invocation.inventory and not is_host_list(invocation.inventory) and not Path(invocation.inventory).exists():
+        return fail(f"inventory {options.inventory} not found (looked for {invocation.inventory})", 2)
+    bin_dir = ansible_bin_dir()
+    if bin_dir is None:
+        return fail(f"ansible-playbook is neither beside {sys.executable} nor on PATH: install requirements.txt "
+                    "into the environment pmoves runs from (make venv)", 2)
+    # The ansible-runner child finds ansible-playbook (and its siblings) in pmoves' own environment,
+    # also when that venv is not activated.
+    invocation.env["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    print("$ " + shlex.join(invocation.command_line(str(bin_dir / "ansible-playbook"))), file=sys.stderr)
     if options.dry_run:
         return 0
     if options.command == "lab":
@@ -114,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     rc, progress = run_playbook(invocation, repo, live, f"pmoves {options.command}")
     if live:
         print_recap(progress)
-    artifacts = Path(options.artifacts_dir or repo / "artifacts")
+    problem = outcome_problem(rc, progress, inventory_label(invocation, repo))
+    if problem:
+        fail(problem)
+        rc = rc or 1
+    artifacts = Path(invocation.artifacts_dir)
     print_report_summary(repo, artifacts)
     if options.command == "lab" and rc == 0:
         rc = subprocess.call([str(repo / "scripts" / "lab-up.sh"), "--finish"])

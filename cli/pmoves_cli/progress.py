@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OLLAMA_MODEL_ACTIONS = frozenset({"pmoves.fleet.ollama_model", "ollama_model"})
+FLEET_PLAN_ACTIONS = frozenset({"pmoves.fleet.fleet_plan", "fleet_plan"})
 
 
 @dataclass
@@ -44,6 +45,9 @@ class RunProgress:
     task: str = ""
     finished: bool = False
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The fleet_plan task of this run: its summary (nodes, replicas, ...) or why it failed.
+    plan_summary: dict[str, Any] | None = None
+    plan_error: str = ""
 
     def host(self, name: str) -> HostProgress:
         return self.hosts.setdefault(name, HostProgress(name=name))
@@ -82,6 +86,8 @@ class RunProgress:
             host.model_pulling = None
         elif kind == "runner_on_ok":
             host.ok += 1
+            if action in FLEET_PLAN_ACTIONS and isinstance(result.get("summary"), dict):
+                self.plan_summary = dict(result["summary"])
             if result.get("changed"):
                 host.changed += 1
             if action in OLLAMA_MODEL_ACTIONS and not result.get("results"):
@@ -93,6 +99,8 @@ class RunProgress:
             if not data.get("ignore_errors"):
                 host.failed += 1
                 host.last_error = str(result.get("msg") or "")[:200]
+                if action in FLEET_PLAN_ACTIONS:
+                    self.plan_error = str(result.get("msg") or "the plan failed")
             host.task = ""
         elif kind == "runner_on_unreachable":
             host.unreachable += 1

@@ -112,8 +112,16 @@ class ActionModule(ActionBase):
                 previous = json.loads(old_text)
             except ValueError:
                 result.setdefault("warnings", []).append(f"{plan_path} is not valid JSON; planning from scratch")
+        records = self._host_records(task_vars)
+        if not records:
+            # An empty fleet is a wrong -i (ansible-playbook only warns about a path it cannot parse
+            # and goes on with the implicit localhost), never a plan: fail instead of planning nothing.
+            sources = [str(s) for s in task_vars.get("ansible_inventory_sources") or []]
+            raise AnsibleActionFail(
+                f"fleet_plan: the inventory {', '.join(sources) or '(none given)'} has no hosts, so there is "
+                "no fleet to plan; pass a fleet inventory, e.g. -i inventories/homelab")
         try:
-            plan = plan_fleet(self._host_records(task_vars), to_plain(args["models"]), to_plain(args["services"]),
+            plan = plan_fleet(records, to_plain(args["models"]), to_plain(args["services"]),
                               options, previous)
         except PlanError as exc:
             raise AnsibleActionFail(f"fleet_plan: {exc}") from exc

@@ -46,7 +46,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = self._task.args
-        artifacts_dir = args.get("artifacts_dir") or os.path.join(task_vars.get("playbook_dir", "."), "..", "artifacts")
+        # Default: artifacts/ in the directory ansible-playbook runs from (never inside the
+        # installed collection, which is where playbook_dir points for pmoves.fleet.site).
+        artifacts_dir = args.get("artifacts_dir") or os.path.join(os.getcwd(), "artifacts")
         artifacts_dir = os.path.abspath(os.path.expanduser(str(artifacts_dir)))
         dest = os.path.abspath(str(args.get("dest") or os.path.join(artifacts_dir, "report.html")))
 

@@ -17,6 +17,8 @@ description:
     C(plan.html) into O(artifacts_dir).
   - The inventory class group wins over C(pmoves_hardware.node_class); a disagreement is a warning.
     Hosts without any C(pmoves_hardware) are named in the warnings and get nothing.
+  - An inventory without any host fails the task (naming the inventory sources) instead of writing
+    an empty plan.
   - Same inputs give a byte-identical C(plan.json). With O(sticky), placements of the previous
     C(plan.json) in O(artifacts_dir) that are still valid are kept, so adding a node or a model
     moves as few placements as possible (C(moved) in the plan).

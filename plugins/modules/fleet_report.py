@@ -25,7 +25,7 @@ author:
   - pmoves.fleet developers (@pmoves)
 options:
   artifacts_dir:
-    description: Directory of C(plan.json) and of the report. Default C(playbook_dir/../artifacts).
+    description: Directory of C(plan.json) and of the report. Default C(artifacts) in the working directory of ansible-playbook.
     type: path
   dest:
     description: Path of the HTML report. Default C(artifacts_dir/report.html).

@@ -98,3 +98,59 @@ def test_ignored_failures_do_not_count():
     progress = RunProgress()
     progress.feed({"event": "runner_on_failed", "event_data": {"host": "h", "ignore_errors": True, "res": {"msg": "x"}}})
     assert progress.hosts["h"].failed == 0
+
+
+def test_paths_are_resolved_against_the_callers_directory():
+    inv = build_invocation("plan", repo=Path("/r"), cwd=Path("/home/me/work"), inventory="inventories/homelab",
+                           artifacts_dir="out", extra_vars=["@vars/fleet.yml", "pmoves_strategy=spread"],
+                           limit="@../retry.txt,localhost")
+    assert inv.inventory == "/home/me/work/inventories/homelab"
+    assert inv.artifacts_dir == "/home/me/work/out"
+    assert inv.args == ["--limit", "@/home/me/retry.txt,localhost", "-e", "pmoves_artifacts_dir=/home/me/work/out",
+                        "-e", "@/home/me/work/vars/fleet.yml", "-e", "pmoves_strategy=spread"]
+    # absolute paths and host lists stay as they are; the default artifacts dir is the checkout's
+    same = build_invocation("plan", repo=Path("/r"), cwd=Path("/elsewhere"), inventory="/srv/inv/hosts.yml")
+    assert same.inventory == "/srv/inv/hosts.yml" and same.artifacts_dir == "/r/artifacts"
+    assert build_invocation("plan", repo=Path("/r"), cwd=Path("/x"), inventory="h1,h2,").inventory == "h1,h2,"
+
+
+def test_a_missing_inventory_is_refused_before_running(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PMOVES_REPO", str(REPO))
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "-i", "inventories/homelab", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"inventory inventories/homelab not found (looked for {tmp_path}/inventories/homelab)" in err
+
+
+def test_ansible_playbook_comes_from_the_clis_own_environment(monkeypatch, capsys):
+    monkeypatch.setenv("PMOVES_REPO", str(REPO))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.chdir(REPO)
+    assert main(["plan", "-i", "inventories/homelab", "--dry-run"]) == 0
+    own = Path(sys.executable).parent / "ansible-playbook"
+    assert own.is_file(), "the test venv has ansible-playbook beside its python"
+    assert capsys.readouterr().err.startswith(f"$ {own} {REPO}/playbooks/plan.yml -i {REPO}/inventories/homelab ")
+
+
+def _plan_event(kind, res):
+    return {"event": kind, "event_data": {"host": "localhost", "task": "Plan | compute plan.json",
+                                          "resolved_action": "pmoves.fleet.fleet_plan", "res": res}}
+
+
+def test_an_empty_plan_or_no_host_at_all_is_an_error():
+    from pmoves_cli.main import outcome_problem
+
+    planned = RunProgress()
+    planned.feed(_plan_event("runner_on_ok", {"summary": {"nodes": 3, "replicas_placed": 4}}))
+    assert planned.plan_summary["nodes"] == 3
+    assert outcome_problem(0, planned, "inv") is None
+    empty = RunProgress()
+    empty.feed(_plan_event("runner_on_ok", {"summary": {"nodes": 0, "replicas_placed": 0}}))
+    assert "the plan of inventory inv has no nodes" in outcome_problem(0, empty, "inv")
+    refused = RunProgress()
+    refused.feed(_plan_event("runner_on_failed", {"msg": "fleet_plan: the inventory /x has no hosts"}))
+    assert outcome_problem(2, refused, "/x") == "fleet_plan: the inventory /x has no hosts"
+    nothing = RunProgress()
+    nothing.feed({"event": "playbook_on_stats", "event_data": {}})
+    assert "inventory inv has no hosts that this run matched" in outcome_problem(0, nothing, "inv")
+    assert outcome_problem(4, nothing, "inv") is None  # ansible's own failure speaks for itself
