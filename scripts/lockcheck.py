@@ -192,7 +192,7 @@ def venv_problems(lock: Path, python: str | Path, allow_extra: frozenset[str] = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     lint = sub.add_parser("lint", help="every entry pinned with == and --hash")
     lint.add_argument("locks", nargs="+", type=Path)
