@@ -16,7 +16,7 @@ export ANSIBLE_NOCOLOR := 1
 ROLE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml))
 FLEET_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 
-.PHONY: help system-deps venv images test unit lint sanity molecule lab-check clean
+.PHONY: help system-deps venv locks images test unit lint sanity molecule lab-check clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,13 +24,19 @@ help: ## Show the targets
 system-deps: ## Install podman, debootstrap, nats-server, redis ... (apt; sudo when not root)
 	@scripts/system-deps.sh
 
-venv: $(STAMP) ## Create .venv with the pinned Python dependencies
-$(STAMP): requirements.txt
+venv: $(STAMP) ## Create .venv from the hash-locked requirements (pip --no-deps --require-hashes), then pip check
+# requirements.txt is complete (make locks): pip installs exactly it and resolves nothing. A changed lock
+# (or pip pin, or cli/pyproject.toml) reinstalls; the stamp records the sha256 of the lock it was built from.
+$(STAMP): requirements.txt requirements-pip.txt cli/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
-	$(VENV)/bin/pip install -q -e ./cli
-	@touch $@
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-pip.txt
+	$(VENV)/bin/python -m pip install -q --no-deps --require-hashes -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e ./cli
+	$(VENV)/bin/python -m pip check
+	@sha256sum requirements.txt requirements-pip.txt >$@
+
+locks: ## Regenerate every hash-locked requirements file (scripts/lock.sh; UPGRADE=1: newest allowed versions)
+	@scripts/lock.sh $(if $(UPGRADE),--upgrade)
 
 images: system-deps ## Build the molecule/lab base image once (cached by recipe hash)
 	@tests/images/build.sh

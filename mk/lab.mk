@@ -6,7 +6,7 @@ export PMOVES_LAB_GATEWAY_PORT
 .PHONY: lab lab-down cli
 
 cli: venv ## Install the `pmoves` command into .venv
-	@$(VENV)/bin/python -c 'import pmoves_cli' 2>/dev/null || $(VENV)/bin/pip install -q -e ./cli
+	@$(VENV)/bin/python -c 'import pmoves_cli' 2>/dev/null || $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e ./cli
 
 lab: venv cli ## Bring up the simulated fleet in local containers, converge it with site.yml, ask the gateway
 	@command -v podman >/dev/null || $(MAKE) --no-print-directory system-deps

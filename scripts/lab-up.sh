@@ -99,15 +99,20 @@ PY
 }
 
 ensure_wheelhouse() {
-  [[ -f $WHEELHOUSE/.complete ]] && return 0
-  log "downloading the hashed LiteLLM and nats-py wheels into .cache/lab-wheelhouse (once)"
+  # The locks are complete (make locks): --no-deps, so pip downloads exactly them. The stamp names the
+  # locks' content, so a changed lock fetches its new wheels (old ones stay, pip picks by hash).
+  local req locks=(roles/gateway/files/requirements-litellm.txt roles/mesh/files/requirements-agent.txt "$EXTRA_REQUIREMENTS")
+  local stamp
+  stamp=.complete-$(cat "${locks[@]}" | sha256sum | cut -c1-16)
+  [[ -f $WHEELHOUSE/$stamp ]] && return 0
+  log "downloading the hashed LiteLLM and nats-py wheels into .cache/lab-wheelhouse (once per lock)"
   mkdir -p "$WHEELHOUSE"
-  local req
-  for req in roles/gateway/files/requirements-litellm.txt roles/mesh/files/requirements-agent.txt "$EXTRA_REQUIREMENTS"; do
-    "$VENV/bin/pip" download -q --require-hashes --only-binary=:all: -r "$req" -d "$WHEELHOUSE" \
+  for req in "${locks[@]}"; do
+    "$VENV/bin/pip" download -q --no-deps --require-hashes --only-binary=:all: -r "$req" -d "$WHEELHOUSE" \
       || die "pip download -r $req failed (needs PyPI on the host)"
   done
-  touch "$WHEELHOUSE/.complete"
+  rm -f "$WHEELHOUSE"/.complete*
+  touch "$WHEELHOUSE/$stamp"
 }
 
 # Copy the wheels a node needs (all of them to the gateway node, nats-py to the others) and point

@@ -2,14 +2,16 @@
 
 Two Ollama API emulators (tests/doubles/ollama_emulator, a TEST DOUBLE) stand in for two nodes
 holding the same models; the real LiteLLM proxy (pinned in roles/gateway/files/
-requirements-litellm.txt, installed into .cache/litellm-venv) runs the config that
+requirements-litellm.txt, installed with --no-deps --require-hashes into the venv under .cache/venvs
+that tests/integration/test_locks.py checks too) runs the config that
 plugins/module_utils/litellm_config.py generates from a plan, with real redis-server for its
 shared state and the master key read from a file. What users rely on (seed 002, contract 4):
 requests succeed; a stopped node does not break them; a restarted node is used again; a
 missing or wrong key gets 401; embeddings and alias names work.
 
 All servers bind to 127.0.0.1 on free ports and are stopped at the end. LiteLLM's venv is
-created from the hashed requirements on first use (several minutes, then cached).
+created from the hashed requirements on first use (a minute or more, then cached until the lock
+changes; PMOVES_LITELLM_VENV puts it elsewhere).
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import
     RouterOptions,
     build_litellm_config,
 )
+from locked_venv import LOCKS, VenvBuildError, ensure_locked_venv
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 EMULATOR = REPO / "tests" / "doubles" / "ollama_emulator" / "ollama_test_double.py"
 GATEWAY_FILES = REPO / "roles" / "gateway" / "files"
-LITELLM_VENV = Path(os.environ.get("PMOVES_LITELLM_VENV", REPO / ".cache" / "litellm-venv"))
+LITELLM_VENV = Path(os.environ["PMOVES_LITELLM_VENV"]) if os.environ.get("PMOVES_LITELLM_VENV") else None
 CHAT_MODEL = "llama3.2:1b"
 EMBED_MODEL = "nomic-embed-text:latest"
 ALIAS = "XS-LOC-FRE-llama3.2-1b"
@@ -82,17 +85,12 @@ def http(method: str, url: str, body: dict | None = None, key: str | None = None
 
 
 def ensure_litellm_venv() -> Path:
-    litellm = LITELLM_VENV / "bin" / "litellm"
-    if litellm.exists():
-        return litellm
-    requirements = GATEWAY_FILES / "requirements-litellm.txt"
-    subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True, timeout=120)
-    pip = [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "--require-hashes", "-r", str(requirements)]
-    result = subprocess.run(pip, capture_output=True, text=True, timeout=1500)
-    if result.returncode != 0 or not litellm.exists():
-        shutil.rmtree(LITELLM_VENV, ignore_errors=True)
-        pytest.fail(f"installing LiteLLM from {requirements} failed:\n{result.stderr[-3000:]}")
-    return litellm
+    """LiteLLM's venv: built once per lock (--no-deps --require-hashes, then pip check), shared with test_locks.py."""
+    try:
+        venv = ensure_locked_venv(LOCKS["litellm"], sys.executable, dest=LITELLM_VENV)[0]
+    except VenvBuildError as err:
+        pytest.fail(f"installing LiteLLM from {LOCKS['litellm']} failed:\n{err}")
+    return venv / "bin" / "litellm"
 
 
 class Process:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[3]
 EE = yaml.safe_load((REPO / "execution-environment.yml").read_text())
@@ -37,13 +38,15 @@ def test_collections_come_from_requirements_yml():
 
 
 def test_python_pins_match_requirements_txt():
-    pins = dict(re.findall(r"^([A-Za-z0-9_.\[\]-]+)==(\S+)", (REPO / "requirements.txt").read_text(), re.M))
+    # requirements.txt is the hash lock (names normalised by the lock tool: PyYAML -> pyyaml).
+    pins = {canonicalize_name(name): version for name, version in
+            re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==([^\s;]+)", (REPO / "requirements.txt").read_text(), re.M)}
     for requirement in EE["dependencies"]["python"]:
         name, version = requirement.split("==")
-        assert pins.get(name) == version, f"{requirement} differs from requirements.txt"
+        assert pins.get(canonicalize_name(name)) == version, f"{requirement} differs from requirements.txt"
     core = EE["dependencies"]["ansible_core"]["package_pip"].split("==")
     runner = EE["dependencies"]["ansible_runner"]["package_pip"].split("==")
-    assert pins[core[0]] == core[1] and pins[runner[0]] == runner[1]
+    assert pins[canonicalize_name(core[0])] == core[1] and pins[canonicalize_name(runner[0])] == runner[1]
 
 
 def test_the_collection_itself_is_installed_into_the_image():
