@@ -48,7 +48,7 @@ lint: venv ## ruff and ansible-lint --profile production
 	ruff check .
 	ansible-lint --profile production
 
-sanity: venv ## ansible-test sanity on a copy of the collection (offline get-pip stand-in; needs shellcheck)
+sanity: venv ## ansible-test sanity (all tests on 3.11; compile+import on node Pythons 3.8, 3.13; needs shellcheck)
 	scripts/ansible-test-sanity.sh
 
 molecule: venv images ## Every molecule scenario: create, converge, idempotence, check, verify, destroy

@@ -34,7 +34,7 @@ import time
 import urllib.error
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import (
     CONFIG_HASH_LABEL,
@@ -62,8 +62,11 @@ STATE_FILE = ".pmoves-compose.last-good.json"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
-RunResult = tuple[int, str, str]
-Runner = Callable[[Sequence[str]], RunResult]
+# Type aliases for type checkers only: at run time `tuple[...]` and `Callable[...]` need Python 3.9+,
+# and nodes run 3.8 (JetPack 5); annotations stay unevaluated strings (from __future__ import annotations).
+if TYPE_CHECKING:
+    RunResult = tuple[int, str, str]
+    Runner = Callable[[Sequence[str]], RunResult]
 
 
 class ApplyError(RuntimeError):
@@ -134,7 +137,7 @@ def _as_label_dict(labels: Any) -> dict[str, str]:
 
 def _env_files(service: Mapping[str, Any]) -> list[str]:
     value = service.get("env_file") or []
-    if isinstance(value, str | Mapping):
+    if isinstance(value, (str, Mapping)):
         value = [value]
     return [str(v["path"] if isinstance(v, Mapping) else v) for v in value]
 
@@ -161,7 +164,7 @@ def active_services(docs: Sequence[Mapping[str, Any]], profiles: Iterable[str]) 
 
 def _deps(service: Mapping[str, Any], known: Mapping[str, Any]) -> list[str]:
     value = service.get("depends_on") or []
-    names = list(value) if isinstance(value, list | tuple | Mapping) else [str(value)]
+    names = list(value) if isinstance(value, (list, tuple, Mapping)) else [str(value)]
     return [n for n in names if n in known]
 
 

@@ -172,12 +172,12 @@ def _emit(value: Any, indent: int, lines: list[str]) -> None:
             if not isinstance(key, str):
                 raise RenderError(f"mapping keys must be strings, got {key!r}")
             head = f"{pad}{_scalar(key)}:"
-            if isinstance(item, Mapping | list | tuple) and item:
+            if isinstance(item, (Mapping, list, tuple)) and item:
                 lines.append(head)
                 _emit(item, indent + 1, lines)
             else:
                 lines.append(f"{head} {_inline(item)}")
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, (list, tuple)):
         for item in value:
             if isinstance(item, Mapping) and item:
                 sub: list[str] = []
@@ -185,7 +185,7 @@ def _emit(value: Any, indent: int, lines: list[str]) -> None:
                 first = sub[0][len(pad) + 2 :]
                 lines.append(f"{pad}- {first}")
                 lines.extend(sub[1:])
-            elif isinstance(item, list | tuple) and item:
+            elif isinstance(item, (list, tuple)) and item:
                 sub = []
                 _emit(item, indent + 1, sub)
                 lines.append(f"{pad}-")
@@ -199,14 +199,14 @@ def _emit(value: Any, indent: int, lines: list[str]) -> None:
 def _inline(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{}"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "[]"
     return _scalar(value)
 
 
 def to_yaml(data: Any) -> str:
     """Deterministic block-style YAML (keys keep insertion order), ending with a newline."""
-    if not isinstance(data, Mapping | list | tuple) or not data:
+    if not isinstance(data, (Mapping, list, tuple)) or not data:
         return _inline(data) + "\n"
     lines: list[str] = []
     _emit(data, 0, lines)
@@ -291,7 +291,7 @@ def service_order(services: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def _depends(service: Mapping[str, Any]) -> set[str]:
     value = service.get("depends_on") or []
-    return set(value) if isinstance(value, list | tuple | Mapping) else {str(value)}
+    return set(value) if isinstance(value, (list, tuple, Mapping)) else {str(value)}
 
 
 def _gpu_slug(name: str) -> str:
@@ -342,7 +342,7 @@ def _as_env_mapping(value: Any, where: str) -> dict[str, str]:
         return {}
     if isinstance(value, Mapping):
         return {str(k): "" if v is None else _env_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         out: dict[str, str] = {}
         for item in value:
             key, sep, val = str(item).partition("=")

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:  # works inside Ansible (module_utils namespace) and under pytest (collections on sys.path)
     from ansible_collections.pmoves.fleet.plugins.module_utils import gpu_catalog as cat
@@ -63,7 +63,10 @@ class CommandResult:
 
 
 # A runner returns None when the command does not exist (not on PATH, or exit 127).
-CommandRunner = Callable[[Sequence[str]], "CommandResult | None"]
+# Type aliases are evaluated at import time: subscripting collections.abc generics needs Python 3.9+,
+# and nodes run 3.8 (JetPack 5), so the alias exists for type checkers only (annotations are strings).
+if TYPE_CHECKING:
+    CommandRunner = Callable[[Sequence[str]], "CommandResult | None"]
 
 
 def make_subprocess_runner(sysroot: str = "/", timeout: float = 20.0) -> CommandRunner:

@@ -76,7 +76,7 @@ def _as_list(value: Any) -> list[Any] | None:
         return []
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return list(value)
     return None
 

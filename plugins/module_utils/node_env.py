@@ -164,7 +164,7 @@ def _check(key: str, value: Any) -> str:
         raise EnvError(f"{key!r} is not a valid environment variable name")
     if isinstance(value, bool):
         value = "true" if value else "false"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     if isinstance(value, Mapping):
         raise EnvError(f"{key}: a mapping cannot be an environment value")

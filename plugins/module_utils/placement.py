@@ -887,9 +887,10 @@ def _gpu_breakdown(node: Node) -> list[dict[str, Any]]:
     shares = [models_mb * f // total_free for f in free]
     if shares:
         shares[free.index(max(free))] += models_mb - sum(shares)
+    # one share per GPU by construction (zip(strict=True) would need Python 3.10; nodes run 3.8)
     return [{"index": g.index, "name": g.name, "total_mb": g.total_mb, "usable_mb": g.usable_mb,
              "unified_memory": g.unified, "services": sorted(g.services), "services_mb": g.services_mb,
-             "models_mb": share, "planned_mb": g.services_mb + share} for g, share in zip(node.gpus, shares, strict=True)]
+             "models_mb": share, "planned_mb": g.services_mb + share} for g, share in zip(node.gpus, shares)]
 
 
 def dumps_plan(plan: dict[str, Any]) -> str:

@@ -113,6 +113,11 @@ def run_work(config: dict[str, Any], work: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown work kind {kind!r}")
 
 
+async def in_thread(func: Any, *args: Any) -> Any:
+    """asyncio.to_thread without its Python 3.9 requirement: the agent runs on the node's python3 (3.8 on JetPack 5)."""
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
 class Agent:
     def __init__(self, config: dict[str, Any]):
         self.config = config
@@ -167,7 +172,7 @@ class Agent:
         if self.first_claim.get(work_id) != self.node_id:
             return  # another node claimed it first
         try:
-            result = await asyncio.to_thread(run_work, self.config, work)
+            result = await in_thread(run_work, self.config, work)
             payload = {"work_id": work_id, "node_id": self.node_id, "ok": True, "result": result}
         except Exception as err:
             payload = {"work_id": work_id, "node_id": self.node_id, "ok": False, "error": str(err)}
@@ -183,7 +188,7 @@ class Agent:
     async def heartbeat(self) -> None:
         interval = float(self.config.get("interval", 15))
         while not self.stopping.is_set():
-            await self.publish(GPU_STATUS, {"node_id": self.node_id, "gpus": await asyncio.to_thread(gpu_status),
+            await self.publish(GPU_STATUS, {"node_id": self.node_id, "gpus": await in_thread(gpu_status),
                                             "load": load_average(), "ts": time.time()})
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)

@@ -54,7 +54,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,7 @@ class ModelName:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).astimezone().isoformat(timespec="microseconds")
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="microseconds")
 
 
 def default_models_dir() -> Path:
@@ -276,7 +276,7 @@ class Store:
         manifest, data = loaded
         path = self.manifest_path(self.resolve(name))
         config = self.read_config(manifest)
-        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).astimezone().isoformat()
+        modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).astimezone().isoformat()
         return {
             "name": self.resolve(name).display,
             "model": self.resolve(name).display,
@@ -502,7 +502,7 @@ def pull_model(emu: Emulator, raw_name: str, emit) -> None:
             if done > total:
                 partial.unlink()
                 done = 0
-            emit({"status": status, "digest": digest, "total": total} | ({"completed": done} if done else {}))
+            emit({"status": status, "digest": digest, "total": total, **({"completed": done} if done else {})})
             step = max(1, math.ceil(total / PULL_CHUNKS))
             with partial.open("ab") as handle:
                 while done < total:
@@ -900,7 +900,7 @@ class Handler(BaseHTTPRequestHandler):
             expires = None if seconds is None or seconds < 0 else time.time() + seconds
             self.emu.loaded[self.emu.store.resolve(name).display] = {
                 "expires": expires,
-                "expires_at": datetime.fromtimestamp(expires or 4102444800, UTC).isoformat(),
+                "expires_at": datetime.fromtimestamp(expires or 4102444800, timezone.utc).isoformat(),
                 "ctx": config.get("test_double", {}).get("context_length", 4096),
             }
         return name, config
