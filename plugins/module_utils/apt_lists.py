@@ -66,13 +66,16 @@ def uninstallable(packages: Iterable[str], policy: dict[str, dict[str, str | Non
 
 def refresh_reason(list_names: Iterable[str], packages: list[str],
                    policy: dict[str, dict[str, str | None]] | None) -> tuple[str | None, list[str]]:
-    """(why the lists must be refreshed or None, the packages without a candidate)."""
-    if not lists_present(list_names):
-        return "the package lists are empty (never refreshed on this host)", list(packages)
+    """(why the lists must be refreshed or None, the packages without a candidate).
+
+    Wanted packages that are already installed need no list at all: nothing is refreshed for them.
+    """
     missing = uninstallable(packages, policy or {})
-    if missing:
-        return "no install candidate for: " + ", ".join(missing), missing
-    return None, []
+    if not missing:
+        return None, []
+    if not lists_present(list_names):
+        return "the package lists are empty (never refreshed on this host)", missing
+    return "no install candidate for: " + ", ".join(missing), missing
 
 
 def list_names(lists_dir: str) -> list[str]:

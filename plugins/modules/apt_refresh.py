@@ -11,8 +11,9 @@ module: apt_refresh
 short_description: Refresh apt package lists when they are empty or lack a wanted package
 version_added: "0.2.0"
 description:
-  - Runs C(apt-get update) when the lists directory holds no package index, or when a wanted package
-    that is not installed has no install candidate in the current lists, whatever the lists' age.
+  - Runs C(apt-get update) when a wanted package that is not installed has no install candidate in the
+    current lists (the lists directory holds no package index, or the package is not in it), whatever the
+    lists' age. Wanted packages that are all installed refresh nothing.
   - C(ansible.builtin.apt) with C(cache_valid_time) judges the lists by their age only, so a host whose
     lists are empty but recent (a new cloud image, a freshly built container, a restored snapshot) is
     never refreshed and the install fails with C(No package matching 'x' is available).
@@ -108,7 +109,7 @@ def main() -> None:
         module.exit_json(changed=False, refreshed=False, reason=None)
 
     names = list_names(module.params["lists_dir"])
-    policy = _policy(module, apt_cache, packages) if packages and names else {}
+    policy = _policy(module, apt_cache, packages) if packages else {}
     reason, _missing = refresh_reason(names, packages, policy)
     if reason is None:
         module.exit_json(changed=False, refreshed=False, reason=None)

@@ -86,9 +86,14 @@ def test_uninstallable_names_packages_without_candidate(packages, policy_text, m
 
 def test_empty_but_recent_lists_are_refreshed():
     # The failure this rule exists for: lists directory minutes old, no index in it.
-    reason, missing = refresh_reason(LISTS_EMPTY, ["python3-venv"], {})
+    reason, missing = refresh_reason(LISTS_EMPTY, ["python3-venv", "python3"], parse_policy(POLICY_EMPTY_LISTS))
     assert reason is not None and "empty" in reason
     assert missing == ["python3-venv"]
+
+
+def test_installed_packages_need_no_lists():
+    # zstd is in the base image: empty lists are no reason to refresh for it.
+    assert refresh_reason(LISTS_EMPTY, ["python3"], parse_policy(POLICY_EMPTY_LISTS)) == (None, [])
 
 
 def test_lists_with_a_missing_candidate_are_refreshed():
