@@ -11,11 +11,32 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from dataclasses import dataclass
 
 DEFAULT_TAG = "latest"
 _REGISTRY_PREFIXES = ("registry.ollama.ai/", "ollama.com/")
 _LIBRARY_PREFIX = "library/"
+
+# Ollama's name grammar (types/model/name.go): [host/][namespace/]model[:tag]. Every part starts
+# with a letter, digit or '_' and holds only letters, digits, '_', '-' and '.'; a namespace has
+# no '.', a host may carry a ':port'. Lengths: host up to 350 characters, the others up to 80.
+MAX_HOST_LENGTH = 350
+MAX_PART_LENGTH = 80
+_PART_START = frozenset(string.ascii_letters + string.digits + "_")
+_PART_CHARS = {
+    "host": frozenset(string.ascii_letters + string.digits + "_-.:"),
+    "namespace": frozenset(string.ascii_letters + string.digits + "_-"),
+    "model": frozenset(string.ascii_letters + string.digits + "_-."),
+    "tag": frozenset(string.ascii_letters + string.digits + "_-."),
+}
+_ALLOWED_TEXT = {
+    "host": "letters, digits, '_', '-', '.' and ':port'",
+    "namespace": "letters, digits, '_' and '-'",
+    "model": "letters, digits, '_', '-' and '.'",
+    "tag": "letters, digits, '_', '-' and '.'",
+}
+_NAME_FORM = "[host/][namespace/]model[:tag]"
 
 
 def split_model_name(name: str) -> tuple[str, str]:
@@ -51,6 +72,82 @@ def normalize_model_name(name: str) -> str:
     if not model:
         raise ValueError(f"empty Ollama model name: {name!r}")
     return f"{model}:{tag}"
+
+
+def _shown(name: str) -> str:
+    text = repr(name)
+    return text if len(text) <= 120 else text[:100] + "...'"
+
+
+def _part_problem(kind: str, part: str) -> str | None:
+    if not part:
+        return f"its {kind} is empty"
+    limit = MAX_HOST_LENGTH if kind == "host" else MAX_PART_LENGTH
+    if len(part) > limit:
+        return f"its {kind} is longer than {limit} characters"
+    if ".." in part:
+        return f"its {kind} {part!r} contains '..'"
+    bad = next((char for char in part if char not in _PART_CHARS[kind]), None)
+    if bad is not None:
+        return f"its {kind} {part!r} contains {bad!r} (allowed: {_ALLOWED_TEXT[kind]})"
+    if part[0] not in _PART_START:
+        return f"its {kind} {part!r} must start with a letter, a digit or '_'"
+    return None
+
+
+def validate_model_name(name: object) -> str | None:
+    """Why ``name`` is not a valid Ollama model name, or None when it is. Pure, never raises.
+
+    The grammar is Ollama's own (``types/model/name.go``): ``[host/][namespace/]model[:tag]``;
+    each part starts with a letter, digit or ``_`` and holds only ``[A-Za-z0-9_.-]`` (a namespace
+    no ``.``, a host also ``:port``); no ``..``; host up to 350 characters, other parts up to 80.
+    Surrounding blanks are ignored, as ``normalize_model_name`` strips them; whitespace or control
+    characters inside the name are not. The ``registry.ollama.ai/`` and ``ollama.com/`` prefixes
+    the normaliser accepts are accepted here too. A name that passes is safe to turn into a path
+    under a model store (no ``/`` inside a part, no ``..``, no NUL).
+    """
+    if not isinstance(name, str):
+        return f"an Ollama model name must be a string, not {type(name).__name__}"
+    ref = name.strip()
+    if not ref:
+        return "the Ollama model name is empty"
+    shown = _shown(name)
+    odd = next((char for char in ref if char.isspace() or not char.isprintable()), None)
+    if odd is not None:
+        return (f"invalid Ollama model name {shown}: it contains whitespace or a control character ({odd!r}); "
+                f"the form is {_NAME_FORM}")
+    if "://" in ref:
+        return f"invalid Ollama model name {shown}: write it without a URL scheme, as {_NAME_FORM}"
+    lowered = ref.lower()
+    for prefix in _REGISTRY_PREFIXES:
+        if lowered.startswith(prefix) and len(ref) > len(prefix):
+            ref = ref[len(prefix):]
+            break
+    head, slash, last = ref.rpartition("/")
+    model, colon, tag = last.partition(":")
+    prefix_parts = head.split("/") if slash else []
+    if len(prefix_parts) > 2:
+        return f"invalid Ollama model name {shown}: too many '/' parts; the form is {_NAME_FORM}"
+    checks = [("model", model)]
+    if len(prefix_parts) == 2:
+        checks += [("host", prefix_parts[0]), ("namespace", prefix_parts[1])]
+    elif prefix_parts:
+        checks.append(("namespace", prefix_parts[0]))
+    if colon:
+        checks.append(("tag", tag))
+    for kind, part in checks:
+        problem = _part_problem(kind, part)
+        if problem:
+            return f"invalid Ollama model name {shown}: {problem}; the form is {_NAME_FORM}"
+    return None
+
+
+def require_model_name(name: str) -> str:
+    """The normalised name (``normalize_model_name``) of a valid name; ValueError saying why otherwise."""
+    problem = validate_model_name(name)
+    if problem:
+        raise ValueError(problem)
+    return normalize_model_name(name)
 
 
 # Effective bits per weight of GGUF quantisations (file size / parameters), used to scale a

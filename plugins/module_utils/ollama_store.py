@@ -10,6 +10,11 @@ export) is complete when its manifest and every blob it names are there. ``plan_
 out what is missing; ``apply_sync`` copies blobs first -- hashing each one while it is copied and
 refusing any whose sha256 is not the one in its file name -- and writes the manifest last, so a
 half-copied model is never visible to Ollama. Standard library only, no Ansible import.
+
+Model names come from users and from other machines' stores, and this code runs as root: a
+name is checked against Ollama's grammar (``validate_model_name``) before any path is built from
+it, and every path read or written must resolve (``os.path.realpath``) inside its store's root,
+so neither ``../../x`` nor a symlink planted in a store reaches outside it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import split_model_name
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import (
+    split_model_name,
+    validate_model_name,
+)
 
 DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
@@ -44,6 +52,10 @@ class ModelPath:
 
     @classmethod
     def from_name(cls, name: str) -> ModelPath:
+        """The store path of ``name``; StoreError for a name outside Ollama's grammar."""
+        problem = validate_model_name(name)
+        if problem:
+            raise StoreError(problem)
         model, tag = split_model_name(name)
         parts = model.split("/")
         if len(parts) == 1:
@@ -67,7 +79,19 @@ class ModelPath:
         return f"{self.host}/{self.namespace}/{self.model}:{self.tag}"
 
 
+def inside_store(root: Path, path: Path) -> Path:
+    """``path`` when it resolves inside the store ``root`` (symlinks followed); StoreError otherwise."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise StoreError(f"{path} resolves to {real}, outside the model store {real_root}; refusing to read or "
+                         f"write it (check the name and any symlink inside the store)")
+    return path
+
+
 def blob_relpath(digest: str) -> str:
+    if not isinstance(digest, str):
+        raise StoreError(f"invalid blob digest {digest!r} (expected sha256:<64 hex>)")
     match = DIGEST_RE.match(digest)
     if not match:
         raise StoreError(f"invalid blob digest {digest!r} (expected sha256:<64 hex>)")
@@ -77,7 +101,7 @@ def blob_relpath(digest: str) -> str:
 def find_manifest(root: Path, name: str) -> Path | None:
     """Manifest file for ``name`` under root, matched case-insensitively like Ollama does."""
     wanted = ModelPath.from_name(name)
-    exact = root / wanted.relpath
+    exact = inside_store(root, root / wanted.relpath)
     if exact.is_file():
         return exact
     manifests = root / "manifests"
@@ -85,23 +109,32 @@ def find_manifest(root: Path, name: str) -> Path | None:
         return None
     key = wanted.relpath.lower()
     for path in manifests.glob("*/*/*/*"):
-        if path.is_file() and path.relative_to(root).as_posix().lower() == key:
+        if path.relative_to(root).as_posix().lower() == key and inside_store(root, path).is_file():
             return path
     return None
 
 
-def manifest_layers(manifest: dict[str, Any]) -> list[tuple[str, int]]:
+def manifest_layers(manifest: Any) -> list[tuple[str, int]]:
     """(digest, size) of every blob a manifest names: layers then config, without duplicates."""
-    entries = list(manifest.get("layers") or [])
-    if (manifest.get("config") or {}).get("digest"):
-        entries.append(manifest["config"])
+    if not isinstance(manifest, dict):
+        raise StoreError(f"manifest is a JSON {type(manifest).__name__}, not an object")
+    layers = manifest.get("layers") or []
+    config = manifest.get("config") or {}
+    if not isinstance(layers, list) or not isinstance(config, dict):
+        raise StoreError("manifest 'layers' must be a list and 'config' an object")
+    entries = list(layers)
+    if config.get("digest"):
+        entries.append(config)
     seen: dict[str, int] = {}
     for entry in entries:
-        digest = entry.get("digest")
-        if not isinstance(digest, str):
-            raise StoreError("manifest layer without a digest")
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            raise StoreError(f"manifest layer without a digest: {str(entry)[:200]}")
+        digest = entry["digest"]
         blob_relpath(digest)
-        seen.setdefault(digest, int(entry.get("size") or 0))
+        size = entry.get("size") or 0
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise StoreError(f"manifest layer {digest} has an invalid size {size!r}")
+        seen.setdefault(digest, size)
     return list(seen.items())
 
 
@@ -112,8 +145,10 @@ def read_manifest(root: Path, name: str) -> tuple[Path, bytes, dict[str, Any]]:
     data = path.read_bytes()
     try:
         manifest = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise StoreError(f"manifest {path} is not JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise StoreError(f"manifest {path} is a JSON {type(manifest).__name__}, not an object")
     return path, data, manifest
 
 
@@ -167,19 +202,24 @@ class SyncPlan:
 
 def plan_sync(src: Path, dest: Path, name: str, verify: str = "size") -> SyncPlan:
     """What copying ``name`` from store ``src`` into store ``dest`` has to do."""
+    ModelPath.from_name(name)  # refuses a bad name before anything is read
     path, data, manifest = read_manifest(src, name)
-    blobs = manifest_layers(manifest)
+    try:
+        blobs = manifest_layers(manifest)
+    except StoreError as exc:
+        raise StoreError(f"manifest {path}: {exc}") from exc
     for digest, size in blobs:
-        source_blob = src / blob_relpath(digest)
+        source_blob = inside_store(src, src / blob_relpath(digest))
         if not source_blob.is_file():
             raise StoreError(f"model {name} in {src} is incomplete: {source_blob} is missing")
         if source_blob.stat().st_size != size:
             raise StoreError(f"model {name} in {src} is incomplete: {source_blob} has "
                              f"{source_blob.stat().st_size} bytes, the manifest says {size}")
     relpath = path.relative_to(src).as_posix()
-    dest_manifest = dest / relpath
+    dest_manifest = inside_store(dest, dest / relpath)
     plan = SyncPlan(name=name, source_manifest=path, manifest_bytes=data, blobs=blobs)
-    plan.missing = [(d, s) for d, s in blobs if not blob_ok(dest / blob_relpath(d), d, s, verify)]
+    plan.missing = [(d, s) for d, s in blobs
+                    if not blob_ok(inside_store(dest, dest / blob_relpath(d)), d, s, verify)]
     plan.manifest_current = dest_manifest.is_file() and dest_manifest.read_bytes() == data
     return plan
 
@@ -215,8 +255,9 @@ def apply_sync(plan: SyncPlan, src: Path, dest: Path, uid: int = -1, gid: int = 
     """Copy missing blobs (verified) then the manifest; return bytes copied."""
     copied = 0
     for digest, _size in plan.missing:
-        copied += copy_blob(src / blob_relpath(digest), dest / blob_relpath(digest), digest, uid, gid)
-    target = dest / plan.source_manifest.relative_to(src)
+        copied += copy_blob(inside_store(src, src / blob_relpath(digest)),
+                            inside_store(dest, dest / blob_relpath(digest)), digest, uid, gid)
+    target = inside_store(dest, dest / plan.source_manifest.relative_to(src))
     if not (target.is_file() and target.read_bytes() == plan.manifest_bytes):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
@@ -241,7 +282,7 @@ def _new_dirs(root: Path, leaf: Path) -> list[Path]:
 
 def remove_partial_copies(dest: Path) -> None:
     blobs = dest / "blobs"
-    if blobs.is_dir():
+    if blobs.is_dir() and inside_store(dest, blobs):
         for stale in blobs.glob("*.pmoves-partial"):
             stale.unlink()
 
@@ -255,6 +296,7 @@ __all__ = [
     "blob_relpath",
     "copy_blob",
     "find_manifest",
+    "inside_store",
     "list_models",
     "manifest_layers",
     "plan_sync",

@@ -19,6 +19,9 @@ description:
     a corrupt blob fails the task and is never put in place. Blobs go first, the manifest last, so
     Ollama never sees a half-copied model. Blobs already present are not copied again.
   - Ollama lists a copied model at once (C(/api/tags) reads the manifests on disk); no restart.
+  - Model names must follow Ollama's grammar C([host/][namespace/]model[:tag]); a name such as C(../../x)
+    fails the task before anything is read or written. Every file read or written must resolve inside
+    I(src) or I(dest), symlinks followed.
 version_added: "0.1.0"
 author: pmoves.fleet developers (@pmoves)
 options:
@@ -121,6 +124,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import validate_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_store import (
     StoreError,
     apply_sync,
@@ -156,6 +160,10 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
+    invalid = [problem for problem in map(validate_model_name, module.params["names"]) if problem]
+    if invalid:
+        module.fail_json(msg="; ".join(invalid), copied=[], present=[], not_found=[], blobs_copied=0,
+                         bytes_copied=0)
     src, dest = Path(module.params["src"]), Path(module.params["dest"])
     if not src.is_dir():
         if module.params["missing"] == "skip":

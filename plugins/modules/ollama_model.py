@@ -19,6 +19,11 @@ description:
     directory, and the task fails with a clear message (and the pull is cancelled) when the model
     cannot fit.
   - Unknown models or tags and registry errors fail with the server's own error text in C(msg).
+  - Every failure names the request (method and URL) and its cause, such as a server that cannot be
+    reached, stops sending, trickles, answers with more than 8 MiB or with something that is not the
+    JSON the API documents, or reports a full disk. A full disk on the server is never retried.
+  - I(name) and I(alias) must follow Ollama's name grammar C([host/][namespace/]model[:tag]) (letters,
+    digits, C(_), C(-), C(.); no blanks, no C(..)); anything else fails before a request is sent.
 version_added: "0.1.0"
 author: pmoves.fleet developers (@pmoves)
 options:
@@ -44,9 +49,18 @@ options:
     default: http://127.0.0.1:11434
   timeout:
     description:
-      - Seconds to wait for an API answer (for a pull, for the next progress line).
+      - Seconds to wait for an API answer (for a pull, for the next progress line). An answer that is
+        not streamed must also arrive completely within this time.
     type: float
     default: 60
+  pull_timeout:
+    description:
+      - Overall seconds one pull may take, retries included; a pull still running then fails, naming
+        the bytes done (Ollama keeps the partial download, so the next run resumes it).
+      - C(0) means no overall limit (each read is still bounded by I(timeout)).
+    type: float
+    default: 3600
+    version_added: "0.3.0"
   keep_alive:
     description:
       - When set, load the model after it is present and keep it in memory this long (Ollama
@@ -187,6 +201,7 @@ def main() -> None:
             "state": {"type": "str", "default": "present", "choices": ["present", "absent", "latest"]},
             "host": {"type": "str", "default": DEFAULT_HOST},
             "timeout": {"type": "float", "default": 60},
+            "pull_timeout": {"type": "float", "default": 3600},
             "keep_alive": {"type": "str"},
             "alias": {"type": "str"},
             "retries": {"type": "int", "default": 3},
@@ -199,6 +214,8 @@ def main() -> None:
     params = module.params
     if not params["name"].strip():
         module.fail_json(msg="name must not be empty")
+    if params["timeout"] <= 0 or params["pull_timeout"] < 0:
+        module.fail_json(msg="timeout must be above 0 and pull_timeout 0 (no limit) or above")
     client = OllamaClient(params["host"], timeout=params["timeout"])
     request = ModelRequest(
         name=params["name"],
@@ -209,7 +226,7 @@ def main() -> None:
         retry_delay=max(0.0, params["retry_delay"]),
         models_dir=params["models_dir"],
         disk_reserve_mb=max(0, params["disk_reserve_mb"]),
-        pull_timeout=params["timeout"],
+        pull_timeout=params["pull_timeout"] or None,
     )
     try:
         result = ensure_model(client, request, module.check_mode)

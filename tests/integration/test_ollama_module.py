@@ -17,8 +17,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "doubles" / "ollama_emulator"))
+sys.path.insert(0, str(REPO / "tests" / "doubles"))
 
 from harness import emulator_process  # noqa: E402
+from hostile_ollama import hostile_ollama  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +131,46 @@ def test_lan_copy_between_two_nodes_avoids_a_second_download(tmp_path):
         rc, again = play(tmp_path, tasks, name="again.yml")
         assert rc == 0 and not again["copy"]["changed"]
         assert again["copy"]["present"] == ["qwen2.5:0.5b"]
+
+
+def test_a_hostile_server_and_bad_names_fail_the_task_cleanly(tmp_path):
+    """A hung body, a path-traversing name and a shell-ish name: failed tasks with a clear msg, no traceback."""
+    stores = tmp_path / "stores"
+    src, dest = stores / "src", stores / "dest"
+    (src / "manifests").mkdir(parents=True)
+    planted = stores / "x" / "latest"  # where '../../x' points from src/manifests
+    planted.parent.mkdir(parents=True)
+    planted.write_text('{"layers": []}')
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with hostile_ollama("hang_body") as server:
+        _rc, results = play(tmp_path, f"""\
+            - name: hung body
+              pmoves.fleet.ollama_model:
+                name: tinyllama
+                host: {server.url}
+                timeout: 1
+              ignore_errors: true
+            - name: traversal
+              pmoves.fleet.ollama_blob_sync:
+                names: ["../../x"]
+                src: {src}
+                dest: {dest}
+              ignore_errors: true
+            - name: shell name
+              pmoves.fleet.ollama_model:
+                name: "a; rm -rf /"
+                host: {server.url}
+              ignore_errors: true
+            """)
+        requests = dict(server.requests)
+    hung = results["hung body"]
+    assert hung["failed"]
+    assert f"GET {server.url}/api/tags" in hung["msg"] and "stopped sending" in hung["msg"], hung["msg"]
+    assert hung["url"] == f"{server.url}/api/tags"
+    for name in ("hung body", "traversal", "shell name"):
+        # ansible-core 2.19 adds "exception": "(traceback unavailable)" to any fail_json called in an except block
+        assert "Traceback" not in json.dumps(results[name]) and "MODULE FAILURE" not in results[name]["msg"]
+    assert results["traversal"]["failed"] and "invalid Ollama model name '../../x'" in results["traversal"]["msg"]
+    assert results["shell name"]["failed"] and "whitespace" in results["shell name"]["msg"]
+    assert requests == {"GET /api/tags": 1}, "a bad name is refused before any request"
+    assert sorted(str(p) for p in tmp_path.rglob("*") if p.suffix != ".yml") == before

@@ -8,8 +8,11 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_store import (
     StoreError,
     apply_sync,
     blob_relpath,
+    find_manifest,
+    inside_store,
     list_models,
     plan_sync,
+    remove_partial_copies,
 )
 
 
@@ -74,3 +77,77 @@ def test_an_incomplete_source_model_is_reported(emulator, second_emulator):
         plan_sync(emulator.models, second_emulator.models, "all-minilm")
     with pytest.raises(StoreError, match="not in"):
         plan_sync(emulator.models, second_emulator.models, "never-pulled")
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["../../x", "../../../etc/passwd", "a/../b", "a; rm -rf /", "qwen 2.5:32b",
+                                  "a\nb", "a\x00b", ":tag", ""])
+def test_a_bad_name_is_refused_before_any_read_or_write(tmp_path, name):
+    src, dest = tmp_path / "stores" / "src", tmp_path / "stores" / "dest"
+    (src / "manifests").mkdir(parents=True)
+    (dest / "blobs").mkdir(parents=True)
+    # what '../../x' would reach from inside the stores: a planted manifest the copy must never read
+    planted = tmp_path / "stores" / "x" / "latest"
+    planted.parent.mkdir(parents=True)
+    planted.write_text('{"layers": []}')
+    before = _tree(tmp_path)
+    with pytest.raises(StoreError, match="Ollama model name"):
+        ModelPath.from_name(name)
+    with pytest.raises(StoreError, match="Ollama model name"):
+        plan_sync(src, dest, name)
+    with pytest.raises(StoreError, match="Ollama model name"):
+        find_manifest(src, name)
+    assert _tree(tmp_path) == before
+
+
+def test_inside_store_follows_symlinks(tmp_path):
+    store, outside = tmp_path / "store", tmp_path / "outside"
+    store.mkdir()
+    outside.mkdir()
+    assert inside_store(store, store / "blobs" / "sha256-x") == store / "blobs" / "sha256-x"
+    (store / "blobs").symlink_to(outside)
+    with pytest.raises(StoreError, match="outside the model store"):
+        inside_store(store, store / "blobs" / "sha256-x")
+    with pytest.raises(StoreError, match="outside the model store"):
+        inside_store(store, store / ".." / "outside")
+    assert inside_store(store, store) == store
+
+
+def test_a_symlink_planted_in_the_destination_is_not_followed(emulator, second_emulator, tmp_path):
+    emulator.post("/api/pull", {"model": "all-minilm", "stream": False})
+    src, dest = emulator.models, second_emulator.models
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    blobs = dest / "blobs"
+    if blobs.exists():
+        blobs.rmdir()
+    blobs.symlink_to(outside)  # e.g. planted to make a root-run copy write into /etc
+    with pytest.raises(StoreError, match="outside the model store"):
+        apply_sync(plan_sync(src, dest, "all-minilm"), src, dest)
+    with pytest.raises(StoreError, match="outside the model store"):
+        remove_partial_copies(dest)
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("manifest", "why"),
+    [
+        ("[]", "not an object"),
+        ('{"layers": "abc"}', "must be a list"),
+        ('{"layers": [5]}', "without a digest"),
+        ('{"layers": [{"digest": "sha256:' + "a" * 64 + '", "size": {"n": 1}}]}', "invalid size"),
+        ('{"layers": [{"digest": "sha256:../../etc/passwd", "size": 1}]}', "invalid blob digest"),
+        ("[" * 100000, "not JSON"),
+    ],
+)
+def test_a_hostile_manifest_is_a_store_error(tmp_path, manifest, why):
+    src = tmp_path / "src"
+    path = src / ModelPath.from_name("evil").relpath
+    path.parent.mkdir(parents=True)
+    path.write_text(manifest)
+    with pytest.raises(StoreError, match=why):
+        plan_sync(src, tmp_path / "dest", "evil")
+    assert not (tmp_path / "dest").exists()
