@@ -157,7 +157,7 @@ class Handler(BaseHTTPRequestHandler):
         self.headers_only(length=HUGE_BYTES)
         block = b" " * (1024 * 1024)
         self.wfile.write(b'{"models": [')
-        for _ in range(HUGE_BYTES // len(block)):
+        for _block in range(HUGE_BYTES // len(block)):
             if self.server.stopping.is_set():
                 break
             self.wfile.write(block)
@@ -166,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def scenario_trickle_body(self) -> object:
         self.headers_only(length=1000)
-        for _ in range(1000):
+        for _byte in range(1000):
             if self.server.stopping.wait(0.05):
                 break
             self.wfile.write(b" ")
@@ -241,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
             return NotImplemented
         self.headers_only(chunked=True, content_type="application/x-ndjson")
         block = b"x" * (256 * 1024)
-        for _ in range(12):  # 3 MiB without a newline
+        for _block in range(12):  # 3 MiB without a newline
             if self.server.stopping.is_set():
                 break
             self.wfile.write(_chunk(block))
