@@ -101,6 +101,9 @@ OLLAMA_RULE_CHANGES: tuple[tuple[str, dict[str, object]], ...] = (
         "jetpack6_ccs": ("8.7",),
         # docs/gpu.mdx: "driver version 531 and newer" (the CUDA 12 runner); CUDA 13 needs a CUDA 13 driver
         "cuda_v12_min_driver": 531,
+        # ...but the cuda_v12 runner is built with compressed fatbins, which need driver 550: older drivers
+        # are listed by discovery and fail to load its kernels (ollama#16449; refused from 0.30.11 on)
+        "cuda_v12_kernel_min_driver": 550,
         "cuda_v13_min_cuda": "13.0",
         # discover/cuda_compat.go filterOldCUDADriver: compute major < 7 needs driver 570+ (cuda_v12)
         "legacy_cc_major_below": 7,

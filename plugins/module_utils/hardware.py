@@ -1052,6 +1052,12 @@ def _cuda_checks(ctx: _OllamaContext, gpu: dict[str, Any]) -> dict[str, tuple[bo
     elif ctx.driver_major is not None and ctx.driver_major < floor:
         checks["cuda_v12"] = (False, f"{drv} is older than {floor}, the floor of Ollama {ctx.release}'s CUDA 12 runner",
                               f"install NVIDIA driver {max(floor, legacy_floor) if cc and cc[0] < 7 else floor} or newer")  # fmt: skip
+    elif ctx.driver_major is not None and ctx.driver_major < int(rules["cuda_v12_kernel_min_driver"]):
+        kernel_floor = int(rules["cuda_v12_kernel_min_driver"])
+        checks["cuda_v12"] = (False, f"{drv} is older than {kernel_floor}: Ollama {ctx.release}'s cuda_v12 runner "
+                              "lists the GPU but cannot load its kernels (compressed fatbins need driver "
+                              f"{kernel_floor}+, ollama#16449; Ollama 0.30.11 and later refuse the GPU)",
+                              f"install NVIDIA driver {kernel_floor} or newer")  # fmt: skip
     elif ctx.cuda is not None and ctx.cuda < (12, 0):
         checks["cuda_v12"] = (False, f"{drv} supports CUDA {'.'.join(map(str, ctx.cuda[:2]))} only; Ollama's "
                               "CUDA runners need CUDA 12+", f"install NVIDIA driver {floor} or newer")  # fmt: skip
