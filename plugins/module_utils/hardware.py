@@ -1023,7 +1023,7 @@ class _OllamaContext:
         env = dict(env or {})
         if self.arch not in self.rules["vulkan_arches"]:
             return _decision(gpu, None, f"{why}; Ollama ships no Vulkan runner for {self.arch}", fix, env)
-        if integrated:
+        if integrated and not ollama_admits_integrated("Vulkan", gpu.get("gfx"), None, self.rules):
             env["OLLAMA_IGPU_ENABLE"] = "1"
             if not self.rules["vulkan_default"]:
                 env["OLLAMA_VULKAN"] = "1"
@@ -1078,15 +1078,39 @@ def _cuda_checks(ctx: _OllamaContext, gpu: dict[str, Any]) -> dict[str, tuple[bo
     return checks
 
 
+def ollama_cuda_overlap(v12: set[int], v13: set[int]) -> dict[int, str]:
+    """Ollama's discover/runner.go filterOverlapByLibrary for the two CUDA runners: GPUs -> runner.
+    cuda_v13 (the newest) is kept when it supports every GPU cuda_v12 does; otherwise the walk ends on
+    cuda_v12, which keeps its GPUs, and cuda_v13 keeps only those cuda_v12 lacks."""
+    if v13 and v13 == v12:
+        return {i: "cuda_v13" for i in v13}
+    chosen = {i: "cuda_v13" for i in v13 - v12}
+    chosen.update({i: "cuda_v12" for i in v12})
+    return chosen
+
+
+def ollama_admits_integrated(library: str, gfx_target: str | None, igpu_enable: bool | None,
+                             rules: dict[str, Any]) -> bool:  # fmt: skip
+    """Ollama's discover/runner.go filterIntegratedGPUs for one integrated GPU: OLLAMA_IGPU_ENABLE set
+    decides outright; unset, CUDA iGPUs (Jetson, GB10) and the ROCm targets listed in the rules pass."""
+    if igpu_enable is not None:
+        return igpu_enable
+    if library == "CUDA":
+        return True
+    if library == "ROCm":
+        return gfx_target in rules["integrated_rocm_gfx"]
+    return False
+
+
 def _nvidia_decisions(ctx: _OllamaContext, gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """CUDA runner per NVIDIA GPU. Ollama keeps cuda_v13 only when it covers every GPU cuda_v12 covers
-    (discover/runner.go filterOverlapByLibrary); otherwise cuda_v12, and cuda_v13 for GPUs only it takes."""
+    """CUDA runner per NVIDIA GPU, then Ollama's choice between the runners (ollama_cuda_overlap)."""
     checks = [_cuda_checks(ctx, g) for g in gpus]
     v12 = {i for i, c in enumerate(checks) if c["cuda_v12"][0]}
     v13 = {i for i, c in enumerate(checks) if c["cuda_v13"][0]}
+    chosen = ollama_cuda_overlap(v12, v13)
     decisions = []
     for i, gpu in enumerate(gpus):
-        if v13 and v13 == v12 or (i in v13 and i not in v12):
+        if chosen.get(i) == "cuda_v13":
             decisions.append(_decision(gpu, "cuda_v13"))
             continue
         if i in v12:
@@ -1144,7 +1168,7 @@ def _amd_decision(ctx: _OllamaContext, gpu: dict[str, Any]) -> dict[str, Any]:
     gfx = gpu.get("gfx")
     integrated = bool(gpu.get("unified_memory"))
     if ctx.arch == "x86_64" and gfx in rules["rocm_gfx"]:
-        if integrated and gfx not in rules["integrated_rocm_gfx"]:
+        if integrated and not ollama_admits_integrated("ROCm", gfx, None, rules):
             return _decision(gpu, None, f"integrated GPU ({gfx}): Ollama {ctx.release} drops integrated GPUs other "
                              f"than {', '.join(rules['integrated_rocm_gfx']) or 'none'} unless OLLAMA_IGPU_ENABLE=1",  # type: ignore[arg-type]
                              "set OLLAMA_IGPU_ENABLE=1 (its ROCm runner has this target)",
