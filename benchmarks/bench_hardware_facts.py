@@ -8,7 +8,9 @@ Two measurements, alternating the two modules run by run so drift hits both equa
              is the same for both and so pulls the ratio towards 1).
 
 Prints medians and the ratio hardware_facts / setup for each; the target is a ratio under 1/3
-for the module measurement. Usage: .venv/bin/python benchmarks/bench_hardware_facts.py [-n 7]
+for the module measurement. It also prints the floor every module pays before its own code runs
+(the interpreter plus ``import AnsibleModule``) as a ratio of setup, so a miss can be told apart
+from a machine where even that floor is above 1/3. Usage: .venv/bin/python benchmarks/bench_hardware_facts.py [-n 7]
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def main() -> int:
             args.runs,
             env,
         )
+        floor = [str(PYTHON), "-c", "from ansible.module_utils.basic import AnsibleModule"]
+        measure("floor", floor, [str(PYTHON), "-m", "ansible.modules.setup", str(setup_args)], args.runs, env)
         if not args.skip_cli:
             cli = [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
                    "-e", f"ansible_python_interpreter={PYTHON}", "-m"]  # fmt: skip

@@ -1370,6 +1370,15 @@ def default_nvml_loader() -> Any:
     return pynvml
 
 
+def nvidia_driver_present(root: Sysroot) -> bool:
+    """Whether NVML could start: the NVIDIA kernel driver is loaded (/proc/driver/nvidia, /dev/nvidiactl),
+    WSL's GPU paravirtualisation (/dev/dxg), or a Jetson (nvgpu; NVML where JetPack ships it)."""
+    return any(
+        root.exists(path)
+        for path in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/etc/nv_tegra_release")
+    ) or "nvidia,tegra" in (root.read("/proc/device-tree/compatible") or "")
+
+
 def detect_platform(root: Sysroot) -> str:
     """'Darwin' when the sysroot is a macOS system (SystemVersion.plist), else 'Linux'."""
     if root.exists("/System/Library/CoreServices/SystemVersion.plist"):
@@ -1510,7 +1519,13 @@ def _discover_linux(
 
     # NVIDIA: NVML first, then nvidia-smi.
     probed = None
-    if use_nvml:
+    if use_nvml and nvml_loader is None and not nvidia_driver_present(root):
+        # loading libnvidia-ml only to hear "driver not loaded" costs more than the rest of discovery
+        warnings.append(
+            "NVML: no NVIDIA kernel driver (/proc/driver/nvidia, /dev/nvidiactl, /dev/dxg absent, not a Jetson); "
+            "probe skipped, trying nvidia-smi"
+        )
+    elif use_nvml:
         nvml = (nvml_loader or default_nvml_loader)()
         if nvml is None:
             warnings.append("NVML: pynvml (nvidia-ml-py) not importable; probe skipped, trying nvidia-smi")
