@@ -1,10 +1,17 @@
-"""Static GPU / Jetson / NPU knowledge used by hardware discovery.
+"""Static GPU / Jetson / NPU / Ollama knowledge used by hardware discovery.
 
-Pure data and pure functions only: no I/O, no Ansible import, importable without a GPU.
-Sources: CUDA compute-capability tables, NVIDIA GPU Feature Discovery (k8s-device-plugin
-``internal/lm/resource.go``: ``getArchFamily`` and ``sanitise``), Jetson Linux release notes
-(L4T -> JetPack), the Linux ``amdxdna`` and ``intel_vpu`` (ivpu) PCI id tables, and Ollama's
-build presets (which CUDA architectures / AMD gfx targets each runner library contains).
+Pure data and pure functions only: no I/O, no Ansible import, importable without a GPU. Every table
+names its source next to it:
+
+- GPU Feature Discovery, NVIDIA/k8s-device-plugin internal/lm/resource.go (``getArchFamily``,
+  ``sanitise``), commit 1b826acc (2026-08-19);
+- jetson-stats, rbonghi/jetson_stats jtop/core/jetson_variables.py (``NVIDIA_JETPACK``, ``CUDA_TABLE``,
+  ``MODULE_NAME_TABLE``), commit 09d635b0 (2026-07-21);
+- Ollama, ollama/ollama at the release tags (discover/*.go, llama/server/CMakePresets.json,
+  docs/gpu.mdx): v0.30.0 2c71d8d7, v0.30.1 e828061b, v0.30.10 e1f7f9cb (2026-06-17, the release
+  roles/ollama installs), v0.30.11 d26a5855, v0.31.2 a6293eb5, v0.32.2 a51df815;
+- libdrm data/amdgpu.ids (freedesktop mesa/drm, mirrored as X11Libre/drm), commit 7d43d9b6 (2025-07-30);
+- the Linux ``amdxdna`` and ``intel_vpu`` (ivpu) PCI id tables for the NPUs.
 """
 
 from __future__ import annotations
