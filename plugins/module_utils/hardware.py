@@ -40,15 +40,19 @@ except ImportError:  # pragma: no cover - direct execution outside a collection 
     from hardware_profiles import merge_profiles, resolve_profile, validate_profiles  # type: ignore[no-redef]
 
 SCHEMA = 1
-NVIDIA_SMI_QUERY = (
-    "--query-gpu=index,uuid,name,pci.bus_id,memory.total,memory.free,driver_version,compute_cap",
-    "--format=csv,noheader,nounits",
-)
+NVIDIA_SMI_FIELDS = ("index", "uuid", "name", "pci.bus_id", "memory.total", "memory.free", "driver_version", "compute_cap")
+NVIDIA_SMI_QUERY = (f"--query-gpu={','.join(NVIDIA_SMI_FIELDS)}", "--format=csv,noheader,nounits")
+# Fields nvidia-smi may reject on old drivers (compute_cap arrived with the 510 drivers): retried without.
+NVIDIA_SMI_OPTIONAL_FIELDS = ("compute_cap", "uuid", "pci.bus_id", "memory.free", "driver_version")
 # Unified memory: how much of RAM the GPU may use, leaving the OS its share.
 UNIFIED_OS_RESERVE_MIN_MB = 2048  # Jetson / GB10: keep at least 2 GiB for the OS ...
 UNIFIED_OS_RESERVE_FRACTION = 0.125  # ... or 1/8 of RAM, whichever is larger
 APPLE_SMALL_RAM_LIMIT_MB = 36 * 1024  # Metal's default GPU working set: 2/3 of RAM up to 36 GiB, 3/4 above
-NA_VALUES = {"", "n/a", "[n/a]", "[not supported]", "not supported", "[unknown error]", "[insufficient permissions]"}
+NA_VALUES = {"", "n/a", "not supported", "unknown error", "insufficient permissions", "n/a (not supported)"}
+# nvidia-smi prints unknown values as [N/A], [Not Supported], [Unknown Error], [GPU requires reset],
+# [Requested functionality has been deprecated] ...: anything in brackets is no value.
+_BRACKETED = re.compile(r"^\[.*\]$")
+_UNIT_SUFFIX = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(?:MiB|GiB|KiB|MB|GB|KB|B|%|W|MHz|C|KB/s|MB/s)$")
 ENV_SYSROOT = "PMOVES_HARDWARE_SYSROOT"  # exported to probed commands so test doubles can serve captures
 
 
@@ -142,16 +146,23 @@ class Sysroot:
 
 
 def _na(value: str | None) -> str | None:
+    """nvidia-smi's 'no value' spellings ([N/A], [Not Supported], N/A, ...) -> None."""
     if value is None:
         return None
     value = value.strip()
-    return None if value.lower() in NA_VALUES else value
+    if value.lower() in NA_VALUES or _BRACKETED.match(value):
+        return None
+    return value
 
 
 def _int_or_none(value: str | None) -> int | None:
+    """'24576', '24576 MiB' (a query without nounits), '38 %' -> int; [N/A] -> None."""
     value = _na(value)
     if value is None:
         return None
+    match = _UNIT_SUFFIX.match(value)
+    if match:
+        value = match.group(1)
     try:
         return int(float(value))
     except ValueError:
@@ -217,45 +228,123 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
     return {"model": model, "cores": processors, "arch": arch, "board": board}
 
 
-def parse_nvidia_smi_query(text: str) -> list[dict[str, Any]]:
-    """Rows of ``nvidia-smi --query-gpu=index,uuid,name,pci.bus_id,memory.total,memory.free,
-    driver_version,compute_cap --format=csv,noheader,nounits``; [N/A] / [Not Supported] -> None."""
+def parse_nvidia_smi_csv(text: str, fields: Sequence[str]) -> list[dict[str, str | None]]:
+    """CSV of ``--query-gpu=<fields>`` as dicts by field name, with or without the header line
+    ('memory.total [MiB]') and units ('24576 MiB'): values stay strings, [N/A]-like ones None."""
     rows = []
-    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
-    for fields in reader:
-        if len(fields) < 8:
+    for cells in csv.reader(io.StringIO(text), skipinitialspace=True):
+        cells = [c.strip() for c in cells]
+        if len(cells) < len(fields) or not any(cells):
             continue
-        index, uuid, name, bus, total, free, driver, cc = (f.strip() for f in fields[:8])
-        if not index.isdigit():
+        if cells[0].split(" [")[0] == fields[0]:  # the header line (no 'noheader')
+            continue
+        rows.append({field: _na(cells[i]) for i, field in enumerate(fields)})
+    return rows
+
+
+def parse_nvidia_smi_query(text: str, fields: Sequence[str] = NVIDIA_SMI_FIELDS) -> list[dict[str, Any]]:
+    """Rows of ``nvidia-smi --query-gpu=index,uuid,name,pci.bus_id,memory.total,memory.free,
+    driver_version,compute_cap --format=csv,noheader,nounits`` (or the fields that remained after a
+    driver rejected some); [N/A] / [Not Supported] -> None, units tolerated."""
+    rows = []
+    for row in parse_nvidia_smi_csv(text, fields):
+        index = row.get("index")
+        if not index or not index.isdigit():
             continue
         rows.append(
             {
                 "index": int(index),
-                "uuid": _na(uuid),
-                "name": _na(name) or "NVIDIA GPU",
-                "pci_bus_id": _na(bus),
-                "memory_total_mb": _int_or_none(total),
-                "memory_free_mb": _int_or_none(free),
-                "driver_version": _na(driver),
-                "compute_capability": _na(cc),
+                "uuid": row.get("uuid"),
+                "name": row.get("name") or "NVIDIA GPU",
+                "pci_bus_id": row.get("pci.bus_id"),
+                "memory_total_mb": _int_or_none(row.get("memory.total")),
+                "memory_free_mb": _int_or_none(row.get("memory.free")),
+                "driver_version": row.get("driver_version"),
+                "compute_capability": row.get("compute_cap"),
             }
         )
     return rows
 
 
+def _version_value(value: str | None) -> str | None:
+    """'610.57.04 [Deprecated; ...]' -> '610.57.04'; 'Deprecated, see "KMD version" instead' -> None."""
+    value = _na(value)
+    if value is None:
+        return None
+    value = value.split(" [")[0].strip()
+    if not value or value.lower().startswith("deprecated") or not value[0].isdigit():
+        return None
+    return value
+
+
 def parse_nvidia_smi_header(text: str) -> dict[str, str | None]:
-    """'| NVIDIA-SMI 580.82.09   Driver Version: 580.82.09   CUDA Version: 13.0 |' -> versions."""
+    """Versions from the header of plain ``nvidia-smi``, every driver generation:
+
+    '| NVIDIA-SMI 470.63.01    Driver Version: 470.63.01    CUDA Version: 11.4     |' (470 .. 5xx)
+    '| NVIDIA-SMI 610.57.04    KMD Version: 610.57.04     CUDA UMD Version: 13.3     |' (610 series)
+    """
     result: dict[str, str | None] = {"smi_version": None, "driver_version": None, "cuda_driver_version": None}
     match = re.search(r"NVIDIA-SMI\s+(\S+)", text)
     if match:
-        result["smi_version"] = _na(match.group(1))
-    match = re.search(r"Driver Version:\s+(\S+)", text)
+        result["smi_version"] = _version_value(match.group(1))
+    match = re.search(r"(?:KMD|Driver) Version:\s+(\S+)", text)
     if match:
-        result["driver_version"] = _na(match.group(1))
-    match = re.search(r"CUDA Version:\s+(\S+)", text)
+        result["driver_version"] = _version_value(match.group(1))
+    match = re.search(r"CUDA (?:UMD )?Version:\s+(\S+)", text)
     if match:
-        result["cuda_driver_version"] = _na(match.group(1))
+        result["cuda_driver_version"] = _version_value(match.group(1))
     return result
+
+
+def parse_nvidia_smi_version(text: str) -> dict[str, str | None]:
+    """``nvidia-smi --version``: 'DRIVER version : 550.54.15' / 'CUDA Version : 12.4' (535 .. 5xx), or
+    'KMD version : 610.57.04' / 'CUDA UMD version : 13.3' next to the deprecated lines (610 series)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            values[key.strip().lower()] = value.strip()
+    driver = _version_value(values.get("kmd version")) or _version_value(values.get("driver version"))
+    cuda = _version_value(values.get("cuda umd version")) or _version_value(values.get("cuda version"))
+    return {
+        "smi_version": _version_value(values.get("nvidia-smi version")),
+        "driver_version": driver,
+        "cuda_driver_version": cuda,
+    }
+
+
+def parse_nvidia_smi_q(text: str) -> dict[str, Any]:
+    """``nvidia-smi -q``: driver / CUDA versions (KMD / CUDA UMD on the 610 series, where the old lines
+    carry '[Deprecated; ...]') and per GPU its bus id, product name and architecture."""
+    top: dict[str, str] = {}
+    gpus: list[dict[str, str | None]] = []
+    for line in text.splitlines():
+        match = re.match(r"^GPU\s+([0-9A-Fa-f]+:[0-9A-Fa-f]+:[0-9A-Fa-f]+\.[0-7])\s*$", line)
+        if match:
+            gpus.append({"pci_bus_id": match.group(1), "name": None, "architecture": None})
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        indent = len(key) - len(key.lstrip())
+        key = key.strip()
+        if indent == 0:
+            top[key.lower()] = value.strip()
+        elif gpus and indent == 4 and key == "Product Name":
+            gpus[-1]["name"] = _na(value)
+        elif gpus and indent == 4 and key == "Product Architecture":
+            gpus[-1]["architecture"] = _na(value)
+    return {
+        "driver_version": _version_value(top.get("kmd version")) or _version_value(top.get("driver version")),
+        "cuda_driver_version": _version_value(top.get("cuda umd version")) or _version_value(top.get("cuda version")),
+        "gpus": gpus,
+    }
+
+
+def rejected_query_field(result: CommandResult) -> str | None:
+    """'Field "compute_cap" is not a valid field to query.' (exit 2 on drivers before 510) -> 'compute_cap'."""
+    match = re.search(r'Field "([^"]+)" is not a valid field to query', f"{result.stdout}\n{result.stderr}")
+    return match.group(1) if match else None
 
 
 def nvidia_smi_failure(result: CommandResult) -> str:
@@ -464,6 +553,9 @@ def probe_nvml(nvml: Any, warnings: list[str]) -> tuple[list[dict[str, Any]], di
             cc = _nvml_optional(lambda h=handle: nvml.nvmlDeviceGetCudaComputeCapability(h))
             record["compute_capability"] = f"{cc[0]}.{cc[1]}" if cc else None
             gpus.append(_finish_nvidia_gpu(record))
+        missing = [g for g in gpus if not g["compute_capability"]]
+        if missing:
+            _fill_compute_capability(missing, None, driver, warnings)
         return gpus, {"driver_version": driver, "cuda_driver_version": cuda_driver, "source": "nvml"}
     except Exception as exc:
         warnings.append(f"NVML: query failed ({_err(exc)}); trying nvidia-smi")
@@ -481,11 +573,24 @@ def _nvml_optional(call: Callable[[], Any]) -> Any:
 
 
 def probe_nvidia_smi(run: CommandRunner, warnings: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
-    """GPUs through nvidia-smi (CSV query, then the plain header for the CUDA driver version)."""
-    result = run(["nvidia-smi", *NVIDIA_SMI_QUERY])
-    if result is None:
-        warnings.append("nvidia-smi not found on PATH; NVIDIA probe skipped")
-        return None
+    """GPUs through nvidia-smi: the CSV query (fields an old driver rejects are dropped and the query
+    repeated), then the plain header (or ``--version``) for the driver's CUDA version, and for GPUs
+    still without a compute capability the product-name table and ``-q``'s architecture."""
+    fields = list(NVIDIA_SMI_FIELDS)
+    while True:
+        result = run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"])
+        if result is None:
+            warnings.append("nvidia-smi not found on PATH; NVIDIA probe skipped")
+            return None
+        rejected = rejected_query_field(result) if result.rc != 0 else None
+        if rejected in fields and rejected in NVIDIA_SMI_OPTIONAL_FIELDS:
+            fields.remove(rejected)
+            warnings.append(
+                f'nvidia-smi rejects the query field "{rejected}" ({nvidia_smi_failure(result)}, exit {result.rc}; '
+                "older driver): queried again without it"
+            )
+            continue
+        break
     if result.rc != 0:
         message = nvidia_smi_failure(result)
         if result.rc == 6 or "No devices were found" in message:
@@ -493,11 +598,18 @@ def probe_nvidia_smi(run: CommandRunner, warnings: list[str]) -> tuple[list[dict
             return [], {"driver_version": None, "cuda_driver_version": None, "source": "nvidia-smi"}
         warnings.append(f"nvidia-smi failed (exit {result.rc}): {message}; NVIDIA probe skipped")
         return None
-    rows = parse_nvidia_smi_query(result.stdout)
+    rows = parse_nvidia_smi_query(result.stdout, fields)
     header = run(["nvidia-smi"])
     versions = parse_nvidia_smi_header(header.stdout) if header is not None and header.rc == 0 else {}
+    if not versions.get("cuda_driver_version") or not versions.get("driver_version"):
+        version = run(["nvidia-smi", "--version"])
+        if version is not None and version.rc == 0:
+            parsed = parse_nvidia_smi_version(version.stdout)
+            versions = {k: versions.get(k) or parsed.get(k) for k in ("driver_version", "cuda_driver_version")}
     if not versions.get("cuda_driver_version"):
-        warnings.append("nvidia-smi header has no CUDA Version (libcuda missing?); cuda_driver_version unknown")
+        warnings.append(
+            "nvidia-smi reports no CUDA version (header and --version; libcuda missing?); cuda_driver_version unknown"
+        )
     driver = next((r["driver_version"] for r in rows if r["driver_version"]), None) or versions.get("driver_version")
     gpus = []
     for row in rows:
@@ -511,11 +623,48 @@ def probe_nvidia_smi(run: CommandRunner, warnings: list[str]) -> tuple[list[dict
             compute_capability=row["compute_capability"],
         )
         gpus.append(_finish_nvidia_gpu(record))
+    missing = [g for g in gpus if not g["compute_capability"]]
+    if missing:
+        _fill_compute_capability(missing, run, driver, warnings)
     return gpus, {
         "driver_version": driver,
         "cuda_driver_version": versions.get("cuda_driver_version"),
         "source": "nvidia-smi",
     }
+
+
+def _fill_compute_capability(
+    gpus: list[dict[str, Any]], run: CommandRunner | None, driver: str | None, warnings: list[str]
+) -> None:
+    """Compute capability the driver did not report: Ollama's product table, else the architecture
+    ``nvidia-smi -q`` names where it has one capability. Each derivation is a warning."""
+    architectures: dict[str, str | None] = {}
+    for gpu in gpus:
+        cc = cat.cc_from_name(gpu["name"])
+        source = "its product name (Ollama's GPU table)"
+        if cc is None and run is not None:
+            if not architectures:
+                result = run(["nvidia-smi", "-q"])
+                parsed = parse_nvidia_smi_q(result.stdout) if result is not None and result.rc == 0 else {"gpus": []}
+                architectures = {_bus_key(g["pci_bus_id"]): g["architecture"] for g in parsed["gpus"]} or {"": None}
+            arch = architectures.get(_bus_key(gpu["pci_bus_id"]))
+            cc = cat.CC_BY_ARCHITECTURE.get(arch or "")
+            source = f'its architecture "{arch}" (nvidia-smi -q)'
+        label = f"GPU {gpu['index']} {gpu['name']}"
+        if cc is None:
+            warnings.append(
+                f"{label}: driver {driver or '?'} reports no compute capability and neither the product name nor "
+                "the architecture gives one; compute_capability unknown"
+            )
+            continue
+        gpu["compute_capability"] = cc
+        _finish_nvidia_gpu(gpu)
+        warnings.append(f"{label}: driver {driver or '?'} reports no compute capability; {cc} derived from {source}")
+
+
+def _bus_key(bus_id: str | None) -> str:
+    """'00000000:0C:00.0' and '0000:0c:00.0' -> '0c:00.0' (nvidia-smi's domain has 4 or 8 digits)."""
+    return ":".join((bus_id or "").lower().split(":")[-2:])
 
 
 def probe_pci_nvidia(root: Sysroot) -> list[dict[str, Any]]:
@@ -553,7 +702,13 @@ def probe_jetson(root: Sysroot, run: CommandRunner, warnings: list[str]) -> dict
     if release is None and soc is None:
         return None
     model = (parse_dt_strings(model_text) or [None])[0]
-    soc = soc or cat.soc_from_model(model)
+    boardids = (parse_dt_strings(root.read("/proc/device-tree/nvidia,boardids")) or [None])[0]
+    part_number, module = cat.module_from_boardids(boardids)
+    soc = soc or cat.JETSON_MODULE_SOCS.get((part_number or "").split("-")[0]) or cat.soc_from_model(model)
+    if soc is None:
+        warnings.append(f"Jetson: SoC unknown (device tree model {model!r}, compatible {compatible})")
+    elif soc not in cat.TEGRA_SOCS:
+        warnings.append(f"Jetson: SoC {soc} is not in the Tegra table; GPU name and compute capability unknown")
     l4t = parse_nv_tegra_release(release) if release else None
     l4t_source = "nv_tegra_release" if l4t else None
     if l4t is None:
@@ -579,6 +734,8 @@ def probe_jetson(root: Sysroot, run: CommandRunner, warnings: list[str]) -> dict
         "jetpack": jetpack,
         "jetpack_major": cat.jetpack_major_for_l4t(l4t),
         "model": model,
+        "module": module,
+        "part_number": part_number,
         "compatible": compatible,
         "soc": soc,
         "power_mode": power_mode,
@@ -630,6 +787,8 @@ def probe_amd(root: Sysroot, ram_mb: int, warnings: list[str]) -> list[dict[str,
                 "pci_bus_id": uevent.get("PCI_SLOT_NAME"),
                 "driver": uevent.get("DRIVER"),
                 "product_name": (root.read(f"{dev}/product_name") or "").strip() or None,
+                "revision": (root.read(f"{dev}/revision") or "").strip().lower() or None,
+                "discrete_marker": root.exists(f"{dev}/mem_info_vram_vendor") or root.exists(f"{dev}/board_info"),
                 "vram_mb": _bytes_to_mb(root.read(f"{dev}/mem_info_vram_total")),
                 "vram_used_mb": _bytes_to_mb(root.read(f"{dev}/mem_info_vram_used")),
                 "gtt_mb": _bytes_to_mb(root.read(f"{dev}/mem_info_gtt_total")),
@@ -664,13 +823,12 @@ def probe_amd(root: Sysroot, ram_mb: int, warnings: list[str]) -> list[dict[str,
         if node is not None:
             unmatched.remove(node)
         gfx = cat.gfx_from_target_version(int(node["gfx_target_version"])) if node else None
-        known_name, known_integrated = cat.AMD_GPUS.get(card["device_id"], (None, None))
+        known_name = cat.amd_marketing_name(card["device_id"], card["revision"])
         vram = card["vram_mb"] or 0
         gtt = card["gtt_mb"] or 0
         if card["vram_mb"] is None:
             warnings.append(f"AMD {card['card']}: mem_info_vram_total not readable (amdgpu not loaded?)")
-        # An APU: known integrated id, or the signature of a small carve-out next to a big GTT pool.
-        integrated = bool(known_integrated) if known_integrated is not None else (0 < vram <= 2048 and gtt >= 4 * vram)
+        integrated, integrated_by = amd_integrated(card, vram, gtt)
         if integrated:
             total = amd_apu_usable_mb(vram, gtt, ram_mb)
             used = (card["vram_used_mb"] or 0) + (card["gtt_used_mb"] or 0)
@@ -692,12 +850,28 @@ def probe_amd(root: Sysroot, ram_mb: int, warnings: list[str]) -> list[dict[str,
                 "gfx": gfx,
                 "unified_memory": integrated,
                 "pci_device_id": card["device_id"] or None,
+                "pci_revision": card["revision"],
+                "integrated_by": integrated_by,
                 "vram_mb": card["vram_mb"],
                 "gtt_mb": card["gtt_mb"],
                 "driver": card["driver"],
             }
         )
     return gpus
+
+
+def amd_integrated(card: dict[str, Any], vram_mb: int, gtt_mb: int) -> tuple[bool, str]:
+    """Integrated or discrete, decided as Ollama decides on Linux (discover/amd.go): a card with
+    mem_info_vram_vendor or board_info is discrete; VRAM <= 4 GiB with GTT >= 8 GiB and >= 4 x VRAM is
+    integrated; otherwise the HIP runtime's own flag, for which the PCI id table stands in."""
+    if card.get("discrete_marker"):
+        return False, "sysfs (mem_info_vram_vendor / board_info)"
+    if 0 < vram_mb <= cat.OLLAMA_IGPU_MAX_VRAM_MB and gtt_mb >= cat.OLLAMA_IGPU_MIN_GTT_MB and gtt_mb >= 4 * vram_mb:
+        return True, "sysfs (VRAM <= 4 GiB, GTT >= 8 GiB and >= 4 x VRAM)"
+    known = cat.AMD_GPUS.get(card.get("device_id") or "")
+    if known is not None:
+        return known[1], "PCI id table"
+    return False, "default (no integrated signature)"
 
 
 # --------------------------------------------------------------------------- NPUs
@@ -809,51 +983,269 @@ def _cuda_driver_tuple(nvidia: dict[str, Any] | None, warnings: list[str]) -> tu
     return None
 
 
-def choose_ollama_library(facts: dict[str, Any], warnings: list[str]) -> str:
-    """Which Ollama runner library fits: cuda_v12/cuda_v13/jetpack5/jetpack6/rocm/vulkan/cpu."""
+def _hsa_override(gfx: str | None, supported: Sequence[str]) -> str | None:
+    """HSA_OVERRIDE_GFX_VERSION that maps a gfx target onto the nearest one Ollama ships:
+    same major and minor first (gfx1032 -> gfx1030 -> '10.3.0'), then same major (gfx1103 -> '11.0.0')."""
+    match = re.match(r"^gfx(\d+)([0-9a-f])([0-9a-f])$", gfx or "")
+    if not match:
+        return None
+    major, minor = match.group(1), match.group(2)
+    for prefix in (f"gfx{major}{minor}", f"gfx{major}"):
+        for target in sorted(supported):
+            found = re.match(r"^gfx(\d+)([0-9a-f])([0-9a-f])$", target)
+            if found and target.startswith(prefix) and target != gfx:
+                return f"{int(found.group(1))}.{int(found.group(2), 16)}.{int(found.group(3), 16)}"
+    return None
+
+
+def _decision(gpu: dict[str, Any], library: str | None, reason: str | None = None, fix: str | None = None,
+              env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"index": gpu.get("index"), "name": gpu.get("name"), "vendor": gpu.get("vendor"), "library": library,
+            "reason": reason, "fix": fix, "env": env or None}  # fmt: skip
+
+
+class _OllamaContext:
+    """What Ollama's decisions depend on besides the GPU: its release rules, CPU arch, driver/CUDA."""
+
+    def __init__(self, facts: dict[str, Any], rules: dict[str, Any], warnings: list[str]) -> None:
+        self.rules = rules
+        self.release = rules["release"]
+        self.arch = facts.get("arch") or "x86_64"
+        nvidia = facts.get("nvidia")
+        driver = cat.parse_version((nvidia or {}).get("driver_version"))
+        self.driver = (nvidia or {}).get("driver_version")
+        self.driver_major = driver[0] if driver else None
+        self.cuda = _cuda_driver_tuple(nvidia, warnings) if nvidia else None
+
+    def vulkan(self, gpu: dict[str, Any], why: str, fix: str | None, env: dict[str, str] | None = None,
+               integrated: bool = False) -> dict[str, Any]:  # fmt: skip
+        """The GPU as Ollama's Vulkan runner would take it, after its own runner said no (why)."""
+        env = dict(env or {})
+        if self.arch not in self.rules["vulkan_arches"]:
+            return _decision(gpu, None, f"{why}; Ollama ships no Vulkan runner for {self.arch}", fix, env)
+        if integrated and not ollama_admits_integrated("Vulkan", gpu.get("gfx"), None, self.rules):
+            env["OLLAMA_IGPU_ENABLE"] = "1"
+            if not self.rules["vulkan_default"]:
+                env["OLLAMA_VULKAN"] = "1"
+            return _decision(gpu, None, f"{why}; on Vulkan it is an integrated GPU, which Ollama drops by default",
+                             fix or f"set {', '.join(f'{k}={v}' for k, v in env.items())} to run it on Vulkan", env)  # fmt: skip
+        if not self.rules["vulkan_default"]:
+            env["OLLAMA_VULKAN"] = "1"
+            return _decision(gpu, None, f"{why}; Vulkan is opt-in in Ollama {self.release}",
+                             fix or "set OLLAMA_VULKAN=1 to run it on Vulkan", env)  # fmt: skip
+        return _decision(gpu, "vulkan", why, fix, env)
+
+
+def _cuda_checks(ctx: _OllamaContext, gpu: dict[str, Any]) -> dict[str, tuple[bool, str | None, str | None]]:
+    """Per CUDA runner: (usable, why not, fix), as Ollama's discovery decides for this GPU and driver."""
+    rules = ctx.rules
+    cc = cat.parse_cc(gpu.get("compute_capability"))
+    ccs = cat.cc_string(cc) if cc else None
+    drv = f"driver {ctx.driver}" if ctx.driver else "the driver"
+    checks: dict[str, tuple[bool, str | None, str | None]] = {}
+    floor = int(rules["cuda_v12_min_driver"])
+    legacy_floor = int(rules["legacy_cc_min_driver"])
+    if ccs and ccs not in rules["cuda_v12_ccs"]:
+        checks["cuda_v12"] = (False, f"Ollama's cuda_v12 runner has no kernels for compute capability {ccs}",
+                              f"none with Ollama's release builds (a source build with CMAKE_CUDA_ARCHITECTURES="
+                              f"{cc[0]}{cc[1]} could)" if cc else None)  # fmt: skip
+    elif ctx.driver_major is not None and ctx.driver_major < floor:
+        checks["cuda_v12"] = (False, f"{drv} is older than {floor}, the floor of Ollama {ctx.release}'s CUDA 12 runner",
+                              f"install NVIDIA driver {max(floor, legacy_floor) if cc and cc[0] < 7 else floor} or newer")  # fmt: skip
+    elif ctx.driver_major is not None and ctx.driver_major < int(rules["cuda_v12_kernel_min_driver"]):
+        kernel_floor = int(rules["cuda_v12_kernel_min_driver"])
+        checks["cuda_v12"] = (False, f"{drv} is older than {kernel_floor}: Ollama {ctx.release}'s cuda_v12 runner "
+                              "lists the GPU but cannot load its kernels (compressed fatbins need driver "
+                              f"{kernel_floor}+, ollama#16449; Ollama 0.30.11 and later refuse the GPU)",
+                              f"install NVIDIA driver {kernel_floor} or newer")  # fmt: skip
+    elif ctx.cuda is not None and ctx.cuda < (12, 0):
+        checks["cuda_v12"] = (False, f"{drv} supports CUDA {'.'.join(map(str, ctx.cuda[:2]))} only; Ollama's "
+                              "CUDA runners need CUDA 12+", f"install NVIDIA driver {floor} or newer")  # fmt: skip
+    elif cc and cc[0] < int(rules["legacy_cc_major_below"]) and ctx.driver_major is not None and ctx.driver_major < legacy_floor:
+        checks["cuda_v12"] = (False, f"compute capability {ccs} needs driver {legacy_floor}+ in Ollama "
+                              f"(discover/cuda_compat.go) and this is {ctx.driver}",
+                              f"install NVIDIA driver {legacy_floor} or newer")  # fmt: skip
+    else:
+        checks["cuda_v12"] = (True, None, None)
+    if ccs and ccs not in rules["cuda_v13_ccs"]:
+        checks["cuda_v13"] = (False, f"Ollama's cuda_v13 runner has no kernels for compute capability {ccs}", None)
+    elif (ctx.cuda is not None and ctx.cuda < (13, 0)) or (ctx.cuda is None and (ctx.driver_major or 0) < 580):
+        cuda = ".".join(map(str, ctx.cuda[:2])) if ctx.cuda else "unknown"
+        checks["cuda_v13"] = (False, f"{drv} supports CUDA {cuda}; the cuda_v13 runner needs a CUDA 13 driver",
+                              "install NVIDIA driver 580 or newer")  # fmt: skip
+    else:
+        checks["cuda_v13"] = (True, None, None)
+    return checks
+
+
+def ollama_cuda_overlap(v12: set[int], v13: set[int]) -> dict[int, str]:
+    """Ollama's discover/runner.go filterOverlapByLibrary for the two CUDA runners: GPUs -> runner.
+    cuda_v13 (the newest) is kept when it supports every GPU cuda_v12 does; otherwise the walk ends on
+    cuda_v12, which keeps its GPUs, and cuda_v13 keeps only those cuda_v12 lacks."""
+    if v13 and v13 == v12:
+        return {i: "cuda_v13" for i in v13}
+    chosen = {i: "cuda_v13" for i in v13 - v12}
+    chosen.update({i: "cuda_v12" for i in v12})
+    return chosen
+
+
+def ollama_admits_integrated(library: str, gfx_target: str | None, igpu_enable: bool | None,
+                             rules: dict[str, Any]) -> bool:  # fmt: skip
+    """Ollama's discover/runner.go filterIntegratedGPUs for one integrated GPU: OLLAMA_IGPU_ENABLE set
+    decides outright; unset, CUDA iGPUs (Jetson, GB10) and the ROCm targets listed in the rules pass."""
+    if igpu_enable is not None:
+        return igpu_enable
+    if library == "CUDA":
+        return True
+    if library == "ROCm":
+        return gfx_target in rules["integrated_rocm_gfx"]
+    return False
+
+
+def _nvidia_decisions(ctx: _OllamaContext, gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CUDA runner per NVIDIA GPU, then Ollama's choice between the runners (ollama_cuda_overlap)."""
+    checks = [_cuda_checks(ctx, g) for g in gpus]
+    v12 = {i for i, c in enumerate(checks) if c["cuda_v12"][0]}
+    v13 = {i for i, c in enumerate(checks) if c["cuda_v13"][0]}
+    chosen = ollama_cuda_overlap(v12, v13)
+    decisions = []
+    for i, gpu in enumerate(gpus):
+        if chosen.get(i) == "cuda_v13":
+            decisions.append(_decision(gpu, "cuda_v13"))
+            continue
+        if i in v12:
+            reason = None
+            if i in v13:
+                reason = "cuda_v12, not cuda_v13: Ollama takes the runner that covers every GPU of the host"
+            elif ctx.cuda is not None and ctx.cuda >= (13, 0):
+                reason = f"cuda_v12, not cuda_v13: {checks[i]['cuda_v13'][1]}"
+            decisions.append(_decision(gpu, "cuda_v12", reason))
+            continue
+        _ok, why, fix = checks[i]["cuda_v12"]
+        decisions.append(ctx.vulkan(gpu, f"CUDA: {why}", fix, integrated=bool(gpu.get("unified_memory"))))
+    return decisions
+
+
+def _jetson_decisions(ctx: _OllamaContext, facts: dict[str, Any], gpus: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    jetson = facts["jetson"]
+    l4t = cat.parse_version(jetson.get("l4t"))
+    l4t_major = l4t[0] if l4t else None
+    jp_major = jetson.get("jetpack_major")
+    if jp_major is None and jetson.get("soc") == "tegra264":
+        jp_major = 7
+    runner = ctx.rules["jetpack_l4t"].get(l4t_major) if l4t_major else None
+    env = None
+    if runner is None and jp_major in (5, 6):
+        runner, env = f"jetpack{jp_major}", {"JETSON_JETPACK": str(jp_major)}
+    decisions = []
+    for gpu in gpus:
+        cc = gpu.get("compute_capability")
+        if runner:
+            if cc and cc not in ctx.rules[f"{runner}_ccs"]:
+                decisions.append(_decision(gpu, None, f"Ollama's {runner} runner has no kernels for compute capability "
+                                           f"{cc}", "none: CPU only"))  # fmt: skip
+                continue
+            note = None
+            if env:
+                note = (f"Ollama picks its JetPack runner by L4T R35/R36 only; JETSON_JETPACK={env['JETSON_JETPACK']} "
+                        "selects it (roles/ollama sets it from this fact)")  # fmt: skip
+            decisions.append(_decision(gpu, runner, note, None, env))
+        elif (jp_major or 0) >= 7:
+            if ctx.cuda is None:
+                ctx.cuda = (13, 0)  # JetPack 7 ships the CUDA 13 driver
+            decisions.extend(_nvidia_decisions(ctx, [gpu]))
+        else:
+            what = f"JetPack {jetson.get('jetpack') or jp_major or '?'} (L4T {jetson.get('l4t') or '?'})"
+            fix = ("upgrade to JetPack 5 or 6 (L4T R35 / R36)" if cc in ("7.2", "8.7")
+                   else f"none: no Ollama GPU runner for compute capability {cc or '?'}; CPU only")  # fmt: skip
+            decisions.append(_decision(gpu, None, f"{what}: Ollama's JetPack runners need L4T R35 or R36 and its "
+                                       "CUDA 12/13 runners a CUDA 12+ driver", fix))  # fmt: skip
+    return decisions
+
+
+def _amd_decision(ctx: _OllamaContext, gpu: dict[str, Any]) -> dict[str, Any]:
+    rules = ctx.rules
+    gfx = gpu.get("gfx")
+    integrated = bool(gpu.get("unified_memory"))
+    if ctx.arch == "x86_64" and gfx in rules["rocm_gfx"]:
+        if integrated and not ollama_admits_integrated("ROCm", gfx, None, rules):
+            return _decision(gpu, None, f"integrated GPU ({gfx}): Ollama {ctx.release} drops integrated GPUs other "
+                             f"than {', '.join(rules['integrated_rocm_gfx']) or 'none'} unless OLLAMA_IGPU_ENABLE=1",  # type: ignore[arg-type]
+                             "set OLLAMA_IGPU_ENABLE=1 (its ROCm runner has this target)",
+                             {"OLLAMA_IGPU_ENABLE": "1"})  # fmt: skip
+        return _decision(gpu, "rocm")
+    if ctx.arch != "x86_64":
+        why = f"ROCm: Ollama ships its ROCm runner for x86_64 only, this is {ctx.arch}"
+        return ctx.vulkan(gpu, why, None, integrated=integrated)
+    why = f"ROCm: {gfx or 'an unknown gfx target'} is not among the ROCm targets of Ollama {ctx.release}"
+    hsa = _hsa_override(gfx, rules["rocm_gfx"])  # type: ignore[arg-type]
+    env = {"HSA_OVERRIDE_GFX_VERSION": hsa} if hsa else None
+    fix = f"HSA_OVERRIDE_GFX_VERSION={hsa} makes ROCm treat it as a supported target (unsupported by AMD)" if hsa else None
+    decision = ctx.vulkan(gpu, why, fix, integrated=integrated)
+    if decision["library"] is None and env and not integrated:
+        decision["env"] = {**(decision["env"] or {}), **env}
+    elif decision["library"] == "vulkan" and env:
+        decision["env"] = env
+    return decision
+
+
+LIBRARY_PREFERENCE = ("jetpack6", "jetpack5", "cuda_v12", "cuda_v13", "rocm", "vulkan")
+
+
+def ollama_gpu_decisions(facts: dict[str, Any], warnings: list[str], release: str | None = None) -> list[dict[str, Any]]:
+    """What Ollama (the release the fleet installs, or ``release``) does with each GPU of the host:
+    one entry per ``gpus`` item with the runner library or None, why not the preferred one, and the
+    fix / environment variable that would change the decision. Each exclusion is a warning."""
+    rules = cat.ollama_rules(release)
+    ctx = _OllamaContext(facts, rules, warnings)
     gpus = facts["gpus"]
-    jetson = facts.get("jetson")
-    if jetson:
-        major = jetson.get("jetpack_major")
-        if major is None and jetson.get("soc") == "tegra264":
-            major = 7
-        if major is not None and major >= 7:
-            return "cuda_v13"  # Thor: SBSA CUDA 13, same runner as servers
-        if major == 6:
-            return "jetpack6"
-        if major == 5:
-            return "jetpack5"
-        warnings.append(
-            f"Jetson with JetPack {jetson.get('jetpack') or 'unknown'}: no Ollama GPU runner (needs JetPack 5+); CPU only"
-        )
+    decisions: list[dict[str, Any]] = []
+    nvidia = [g for g in gpus if g.get("vendor") == "nvidia"]
+    if nvidia:
+        decisions.extend(_jetson_decisions(ctx, facts, nvidia) if facts.get("jetson") else _nvidia_decisions(ctx, nvidia))
+    for gpu in gpus:
+        if gpu.get("vendor") == "amd":
+            decisions.append(_amd_decision(ctx, gpu))
+        elif gpu.get("vendor") == "apple":
+            decisions.append(_decision(gpu, "metal"))
+    if not rules["exact"] and decisions:
+        warnings.append(f"Ollama {rules['release']}: GPU rules are modelled on 0.30.0 and later; older releases "
+                        "discover GPUs differently, so ollama_gpus is approximate")  # fmt: skip
+    for d in decisions:
+        label = f"GPU {d['index']} {d['name']}"
+        if d["library"] is None:
+            warnings.append(f"Ollama {ctx.release} will not use {label}: {d['reason']}; fix: {d['fix'] or 'none'}")
+        elif d["library"] == "vulkan" and d["reason"]:
+            warnings.append(f"Ollama {ctx.release} runs {label} on Vulkan: {d['reason']}; fix: {d['fix'] or 'none'}")
+        elif d["env"]:
+            warnings.append(f"Ollama {ctx.release}: {label} needs {d['reason']}")
+    return decisions
+
+
+def library_for_decisions(decisions: list[dict[str, Any]]) -> str:
+    """The host's ollama_library: the runner most of its used GPUs take (ties: LIBRARY_PREFERENCE
+    order), 'cpu' when Ollama uses none (Apple: Metal is built into the macOS binary, also 'cpu')."""
+    counts: dict[str, int] = {}
+    for d in decisions:
+        if d["library"] in LIBRARY_PREFERENCE:
+            counts[d["library"]] = counts.get(d["library"], 0) + 1
+    if not counts:
         return "cpu"
-    nvidia_gpus = [g for g in gpus if g["vendor"] == "nvidia"]
-    if nvidia_gpus:
-        ccs = [cat.parse_cc(g["compute_capability"]) for g in nvidia_gpus]
-        known = [cc for cc in ccs if cc is not None]
-        min_cc = min(known) if known else None
-        cuda = _cuda_driver_tuple(facts.get("nvidia"), warnings)
-        if min_cc is not None and min_cc < cat.OLLAMA_CUDA_V12_MIN_CC:
-            warnings.append(
-                f"compute capability {cat.cc_string(min_cc)} is below what Ollama's CUDA runners support (5.0)"
-            )
-            return "vulkan"
-        if cuda is not None and cuda >= (13, 0) and (min_cc is None or min_cc >= cat.OLLAMA_CUDA_V13_MIN_CC):
-            return "cuda_v13"
-        if cuda is None or cuda >= (12, 0):
-            return "cuda_v12"
-        warnings.append(
-            f"driver supports CUDA {'.'.join(map(str, cuda))} only; Ollama needs CUDA 12+ (driver 550+): using vulkan"
-        )
-        return "vulkan"
-    amd_gpus = [g for g in gpus if g["vendor"] == "amd" and _amd_gpu_counts(g)]
-    if amd_gpus:
-        if all(g.get("gfx") in cat.OLLAMA_ROCM_GFX for g in amd_gpus):
-            return "rocm"
-        return "vulkan"
-    if any(g["vendor"] == "amd" for g in gpus):
-        return "vulkan"  # small iGPU Ollama's ROCm runner skips by default; Vulkan can use it
-    return "cpu"  # includes Apple: Metal is built into the macOS binary, no runner library to pick
+    return max(LIBRARY_PREFERENCE, key=lambda lib: (counts.get(lib, 0), -LIBRARY_PREFERENCE.index(lib)))
+
+
+def choose_ollama_library(facts: dict[str, Any], warnings: list[str], release: str | None = None) -> str:
+    """Which Ollama runner library the host needs: cuda_v12/cuda_v13/jetpack5/jetpack6/rocm/vulkan/cpu."""
+    gpus = [dict(g) for g in facts["gpus"]]
+    for i, gpu in enumerate(gpus):
+        gpu.setdefault("index", i)
+        gpu.setdefault("name", gpu.get("vendor", "GPU"))
+    jetson = facts.get("jetson")
+    if jetson and not gpus:
+        name, cc, _line = cat.TEGRA_SOCS.get(jetson.get("soc") or "", ("NVIDIA Tegra GPU", None, None))
+        gpus = [{"index": 0, "name": name, "vendor": "nvidia", "compute_capability": cat.cc_string(cc) if cc else None,
+                 "unified_memory": True}]  # fmt: skip
+    return library_for_decisions(ollama_gpu_decisions({**facts, "gpus": gpus}, warnings, release))
 
 
 def _amd_gpu_counts(gpu: dict[str, Any]) -> bool:
@@ -884,10 +1276,15 @@ def classify(facts: dict[str, Any]) -> tuple[str, str]:
 
 
 def gfd_labels(gpus: list[dict[str, Any]], nvidia: dict[str, Any] | None) -> dict[str, str]:
-    """GPU Feature Discovery labels for the node's NVIDIA GPUs.
+    """GPU Feature Discovery labels for the node's NVIDIA GPUs (k8s-device-plugin internal/lm, commit
+    1b826acc): the same keys and values GFD writes, with the differences documented in docs/hardware.md:
 
-    As in GFD, product/count/memory/family/compute describe one product: with mixed models we
-    take the one with the most memory (lowest index on ties) and count the GPUs of that model.
+    - mixed models: GFD builds one labeler per model and merges them in Go map order, so which model
+      the product/count/memory/family/compute labels describe is random; we take the model with the
+      most memory (lowest index on ties) and, as GFD, count the GPUs of that model;
+    - gpu.memory is omitted when the GPU reports no framebuffer memory (unified memory: GB10, Thor,
+      Jetson), as GFD omits it when NVML's memory info is unsupported;
+    - gpu.family is GFD's getArchFamily: 'undefined' for compute capability 11.x (Thor).
     """
     nvidia_gpus = [g for g in gpus if g["vendor"] == "nvidia"]
     if not nvidia_gpus:
@@ -897,11 +1294,11 @@ def gfd_labels(gpus: list[dict[str, Any]], nvidia: dict[str, Any] | None) -> dic
         "nvidia.com/gpu.product": cat.gfd_sanitise(primary["name"]),
         "nvidia.com/gpu.count": str(sum(1 for g in nvidia_gpus if g["name"] == primary["name"])),
     }
-    if primary["memory_total_mb"]:
+    if primary["memory_total_mb"] and not primary["unified_memory"]:
         labels["nvidia.com/gpu.memory"] = str(primary["memory_total_mb"])
     cc = cat.parse_cc(primary["compute_capability"])
     if cc:
-        labels["nvidia.com/gpu.family"] = cat.family_for_cc(cc) or "undefined"
+        labels["nvidia.com/gpu.family"] = cat.gfd_family(cc) or "undefined"
         labels["nvidia.com/gpu.compute.major"] = str(cc[0])
         labels["nvidia.com/gpu.compute.minor"] = str(cc[1])
     driver = (nvidia or {}).get("driver_version")
@@ -973,6 +1370,15 @@ def default_nvml_loader() -> Any:
     return pynvml
 
 
+def nvidia_driver_present(root: Sysroot) -> bool:
+    """Whether NVML could start: the NVIDIA kernel driver is loaded (/proc/driver/nvidia, /dev/nvidiactl),
+    WSL's GPU paravirtualisation (/dev/dxg), or a Jetson (nvgpu; NVML where JetPack ships it)."""
+    return any(
+        root.exists(path)
+        for path in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/etc/nv_tegra_release")
+    ) or "nvidia,tegra" in (root.read("/proc/device-tree/compatible") or "")
+
+
 def detect_platform(root: Sysroot) -> str:
     """'Darwin' when the sysroot is a macOS system (SystemVersion.plist), else 'Linux'."""
     if root.exists("/System/Library/CoreServices/SystemVersion.plist"):
@@ -989,8 +1395,10 @@ def discover(
     runner: CommandRunner | None = None,
     nvml_loader: Callable[[], Any] | None = None,
     profiles: dict[str, dict[str, Any]] | None = None,
+    ollama_version: str | None = None,
 ) -> dict[str, Any]:
-    """Probe the machine below ``sysroot`` and return the ``pmoves_hardware`` fact."""
+    """Probe the machine below ``sysroot`` and return the ``pmoves_hardware`` fact; Ollama's decisions
+    follow ``ollama_version`` (default: the release roles/ollama installs)."""
     warnings: list[str] = []
     root = Sysroot(sysroot, warnings)
     run = runner or make_subprocess_runner(sysroot)
@@ -1011,6 +1419,8 @@ def discover(
         "npus": [],
         "torch_cuda_arch_list": None,
         "ollama_library": "cpu",
+        "ollama_gpus": [],
+        "ollama_release": None,
         "labels": {},
         "warnings": warnings,
         "power_mode": None,
@@ -1029,7 +1439,9 @@ def discover(
     ccs = [cat.parse_cc(g["compute_capability"]) for g in facts["gpus"] if g["vendor"] == "nvidia"]
     facts["torch_cuda_arch_list"] = cat.torch_cuda_arch_list([cc for cc in ccs if cc])
     facts["node_class"], facts["accelerator"] = classify(facts)
-    facts["ollama_library"] = choose_ollama_library(facts, warnings)
+    facts["ollama_gpus"] = ollama_gpu_decisions(facts, warnings, ollama_version)
+    facts["ollama_library"] = library_for_decisions(facts["ollama_gpus"])
+    facts["ollama_release"] = cat.ollama_rules(ollama_version)["release"]
     facts["labels"] = gfd_labels(facts["gpus"], facts["nvidia"])
     for gpu in facts["gpus"]:
         cc = cat.parse_cc(gpu["compute_capability"])
@@ -1107,7 +1519,13 @@ def _discover_linux(
 
     # NVIDIA: NVML first, then nvidia-smi.
     probed = None
-    if use_nvml:
+    if use_nvml and nvml_loader is None and not nvidia_driver_present(root):
+        # loading libnvidia-ml only to hear "driver not loaded" costs more than the rest of discovery
+        warnings.append(
+            "NVML: no NVIDIA kernel driver (/proc/driver/nvidia, /dev/nvidiactl, /dev/dxg absent, not a Jetson); "
+            "probe skipped, trying nvidia-smi"
+        )
+    elif use_nvml:
         nvml = (nvml_loader or default_nvml_loader)()
         if nvml is None:
             warnings.append("NVML: pynvml (nvidia-ml-py) not importable; probe skipped, trying nvidia-smi")
@@ -1132,7 +1550,8 @@ def _discover_linux(
         facts["power_mode"] = jetson["power_mode"]
         facts["jetson"] = {
             k: jetson[k]
-            for k in ("l4t", "jetpack", "model", "soc", "power_mode", "l4t_source", "jetpack_major", "compatible")
+            for k in ("l4t", "jetpack", "model", "soc", "power_mode", "l4t_source", "jetpack_major", "compatible",
+                      "module", "part_number")
         }
     for gpu in nvidia_gpus:
         if not gpu["memory_total_mb"]:  # [N/A]: unified memory (Jetson, GB10)

@@ -21,8 +21,12 @@ description:
   - AMD GPUs from C(/sys/class/drm/card*/device) and the KFD topology (gfx target); NPUs from
     C(/sys/class/accel) (amdxdna, intel_vpu); Apple silicon from C(sysctl) and
     C(system_profiler SPDisplaysDataType -json).
-  - Derives node_class, accelerator, torch_cuda_arch_list, ollama_library, GPU Feature Discovery
+  - Derives node_class, accelerator, torch_cuda_arch_list, ollama_library, C(ollama_gpus) (what Ollama
+    does with each GPU, with the reason and fix for every GPU it will not use), GPU Feature Discovery
     compatible labels, a one-line summary and the seed-001 C(hardware_profile).
+  - Reads nvidia-smi output of every driver generation (470 to the 610 series, whose header says
+    C(KMD Version) and C(CUDA UMD Version)); a query field an old driver rejects is dropped and the
+    query repeated, and a compute capability it cannot report is derived (named in C(warnings)).
   - A missing library, driver, tool or file skips that probe and adds a line to
     C(pmoves_hardware.warnings); the module does not fail for absent hardware.
   - Never changes anything on the host.
@@ -42,6 +46,13 @@ options:
       - Query NVIDIA GPUs through NVML (pynvml) before falling back to C(nvidia-smi).
     type: bool
     default: true
+  ollama_version:
+    description:
+      - Ollama release whose GPU rules C(ollama_gpus) and C(ollama_library) follow (driver and compute
+        capability floors per runner, ROCm targets, integrated-GPU and Vulkan defaults).
+      - Default the release roles/ollama installs (C(pmoves_ollama_version), 0.30.10). Rules are modelled
+        for 0.30.0 and later; an older release gives an approximate answer and a warning.
+    type: str
   profiles:
     description:
       - Hardware profiles merged over the built-ins (C(jetson-thor), C(rtx-pro-4000), C(development)),
@@ -71,7 +82,7 @@ notes:
   - Unified memory (Jetson, GB10, Strix Halo, Apple) reports the usable share of RAM as
     C(memory_total_mb), see docs/hardware.md for the policy.
 requirements:
-  - python >= 3.9
+  - python >= 3.8
   - nvidia-ml-py (optional, for the NVML probe)
 """
 
@@ -168,9 +179,21 @@ ansible_facts:
           type: str
           sample: "8.6;12.0"
         ollama_library:
-          description: Ollama runner library that fits (cuda_v12, cuda_v13, jetpack5, jetpack6, rocm, vulkan, cpu).
+          description: Ollama runner library the host needs (cuda_v12, cuda_v13, jetpack5, jetpack6, rocm, vulkan,
+            cpu), from C(ollama_gpus); cpu when Ollama would use none of the GPUs.
           type: str
           sample: cuda_v13
+        ollama_gpus:
+          description: Per GPU what Ollama does with it (index, name, vendor, library or null, reason, fix, env).
+          type: list
+          elements: dict
+          sample: [{index: 0, name: Tesla P40, vendor: nvidia, library: vulkan,
+                    reason: "CUDA: compute capability 6.1 needs driver 570+ ...", fix: install NVIDIA driver 570 or newer,
+                    env: null}]
+        ollama_release:
+          description: Ollama release the decisions follow.
+          type: str
+          sample: "0.30.10"
         labels:
           description: GPU Feature Discovery compatible labels.
           type: dict
@@ -213,6 +236,7 @@ def main() -> None:
             "sysroot": {"type": "path", "default": "/"},
             "use_nvml": {"type": "bool", "default": True},
             "profiles": {"type": "dict", "default": {}},
+            "ollama_version": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -224,7 +248,12 @@ def main() -> None:
     if bad:
         module.fail_json(msg=f"profiles {bad} must be dicts (match: ..., tensorrt_precision: ..., ...)")
     try:
-        facts = discover(sysroot=sysroot, use_nvml=module.params["use_nvml"], profiles=profiles)
+        facts = discover(
+            sysroot=sysroot,
+            use_nvml=module.params["use_nvml"],
+            profiles=profiles,
+            ollama_version=module.params["ollama_version"],
+        )
     except Exception as exc:  # a parser bug must not become a bare traceback
         module.fail_json(msg=f"hardware discovery failed under {sysroot}: {type(exc).__name__}: {exc}")
     module.exit_json(changed=False, ansible_facts={"pmoves_hardware": facts})

@@ -56,9 +56,12 @@ def run_module(tmp_path: Path, args: str) -> dict:
         ("rtx5090-3090ti-workstation", "gpu", "cuda_v13", ["NVIDIA GeForce RTX 5090", "NVIDIA GeForce RTX 3090 Ti"]),
         ("jetson-agx-orin-r36.4.4", "edge", "jetpack6", ["Orin (nvgpu)"]),
         ("jetson-agx-thor-r38.2", "edge", "cuda_v13", ["NVIDIA Thor"]),
-        ("strix-halo-xdna", "apu", "rocm", ["AMD Radeon 8060S Graphics"]),
+        ("strix-halo-xdna", "apu", "rocm", ["Radeon 8060S Graphics"]),
         ("mac-mini-m4-pro", "apu", "cpu", ["Apple M4 Pro"]),
         ("broken-driver", "cpu", "cpu", []),
+        ("nvidia-610-rtx2080super", "gpu", "cuda_v13", ["NVIDIA GeForce RTX 2080 SUPER"]),
+        ("nvidia-470-tesla-t4", "gpu", "vulkan", ["Tesla T4"]),
+        ("nvidia-550-tesla-p40", "gpu", "vulkan", ["Tesla P40"]),
     ],
 )
 def test_module_over_fixture(tmp_path: Path, fixture: str, node_class: str, library: str, gpu_names: list[str]) -> None:
@@ -68,6 +71,8 @@ def test_module_over_fixture(tmp_path: Path, fixture: str, node_class: str, libr
     assert facts["node_class"] == node_class
     assert facts["ollama_library"] == library
     assert [g["name"] for g in facts["gpus"]] == gpu_names
+    assert [d["index"] for d in facts["ollama_gpus"]] == [g["index"] for g in facts["gpus"]]
+    assert facts["ollama_release"] == "0.30.10"
 
 
 def test_module_check_mode_and_nvml_default(tmp_path: Path) -> None:
@@ -78,6 +83,16 @@ def test_module_check_mode_and_nvml_default(tmp_path: Path) -> None:
     assert facts["nvidia"]["source"] == "nvidia-smi"
     assert facts["hardware_profile"]["name"] == "rtx-pro-4000"
     assert any(w.startswith("NVML:") for w in facts["warnings"])
+
+
+def test_module_ollama_version_option(tmp_path: Path) -> None:
+    """ollama_version picks the release whose rules apply: 0.31.2 dropped gfx1103 from ROCm; T4 on 535 is
+    refused by 0.30.11+ discovery, and cannot load 0.30.10's kernels either."""
+    host = run_module(tmp_path, f"sysroot={HW / 'nvidia-535-tesla-t4'} use_nvml=false ollama_version=0.31.2")
+    facts = host["ansible_facts"]["pmoves_hardware"]
+    assert facts["ollama_release"] == "0.31.2"
+    assert facts["ollama_gpus"][0]["fix"] == "install NVIDIA driver 550 or newer"
+    assert facts["ollama_library"] == "vulkan"
 
 
 def test_module_rejects_missing_sysroot(tmp_path: Path) -> None:

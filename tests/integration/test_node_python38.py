@@ -85,6 +85,18 @@ def test_hardware_facts_jetpack5_on_python_38(tmp_path: Path, python38: str) -> 
     # Python 3.8 without nvidia-ml-py: NVML is skipped with a warning, not a crash
     assert any(w.startswith("NVML:") for w in facts["warnings"])
     assert any("nvidia-smi not found" in w for w in facts["warnings"])
+    assert facts["ollama_gpus"] == [{"index": 0, "name": "Orin (nvgpu)", "vendor": "nvidia", "library": "jetpack5",
+                                     "reason": None, "fix": None, "env": None}]  # fmt: skip
+
+
+def test_hardware_facts_470_driver_on_python_38(tmp_path: Path, python38: str) -> None:
+    """The retry without compute_cap, the name table and Ollama's decisions run on Python 3.8 too."""
+    host = ansible(tmp_path, python38, "pmoves.fleet.hardware_facts", f"sysroot={HW / 'nvidia-470-tesla-t4'}")
+    facts = host["ansible_facts"]["pmoves_hardware"]
+    assert [(g["name"], g["compute_capability"]) for g in facts["gpus"]] == [("Tesla T4", "7.5")]
+    assert facts["nvidia"]["cuda_driver_version"] == "11.4"
+    assert facts["ollama_gpus"][0]["library"] == "vulkan"
+    assert any('rejects the query field "compute_cap"' in w for w in facts["warnings"])
 
 
 FAKE_DOCKER = """#!/bin/sh

@@ -55,7 +55,7 @@ EXPECTED = {
     "strix-halo-xdna": {
         "node_class": "apu", "accelerator": "amd", "arch": "x86_64", "ollama_library": "rocm",
         "torch_cuda_arch_list": None, "profile": None,
-        "gpus": [("AMD Radeon 8060S Graphics", 112640, None, None, None)],
+        "gpus": [("Radeon 8060S Graphics", 112640, None, None, None)],
     },
     "meteor-lake-npu": {
         "node_class": "npu", "accelerator": "none", "arch": "x86_64", "ollama_library": "cpu",
