@@ -30,6 +30,7 @@ HOSTS = {"lab-5090": "gpu", "lab-3090ti": "gpu", "lab-jetson-1": "edge", "lab-vp
 GATEWAY_HOST = "lab-vps-gateway"
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.lab,
     pytest.mark.skipif(os.environ.get("PMOVES_LAB_FULL") != "1", reason="set PMOVES_LAB_FULL=1 (takes minutes)"),
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 HOSTS = {"lab-5090": "gpu", "lab-3090ti": "gpu", "lab-jetson-1": "edge", "lab-vps-gateway": "cpu"}
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.lab,
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
 
