@@ -120,3 +120,14 @@ def test_playbooks_and_roles_never_default_into_the_collection_tree():
                  if re.search(r"playbook_dir\s*~?\s*['\"]?/\.\./|playbook_dir\s*}}/\.\./|role_path\s*~?\s*['\"]?/\.\./",
                               p.read_text(errors="replace"))]
     assert not offenders
+
+
+def test_changelog_fragments_are_lists_of_strings():
+    # antsibull-changelog (and ansible-test's changelog sanity test) reject a fragment whose item YAML
+    # reads as a mapping (an unquoted "text: more text"); catch it here, minutes before sanity would.
+    for fragment in sorted((REPO / "changelogs" / "fragments").glob("*.y*ml")):
+        sections = yaml.safe_load(fragment.read_text())
+        assert isinstance(sections, dict), fragment
+        for section, items in sections.items():
+            bad = [item for item in items if not isinstance(item, str)]
+            assert not bad, f"{fragment.name}: section {section!r} has non-string items (quote them): {bad}"
