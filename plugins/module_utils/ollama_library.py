@@ -14,8 +14,22 @@ import re
 from dataclasses import dataclass
 
 DEFAULT_TAG = "latest"
+_SCHEMES = ("https://", "http://")  # Ollama's own parser drops these, nothing else
 _REGISTRY_PREFIXES = ("registry.ollama.ai/", "ollama.com/")
 _LIBRARY_PREFIX = "library/"
+# Ollama's name grammar (types/model/name.go): [host/][namespace/]model[:tag], each part starts with
+# a letter, digit or '_' and continues with letters, digits, '_', '-', '.' (namespace: no '.';
+# host: ':' too); host up to 350 characters, the other parts up to 80.
+_PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")
+
+
+def _strip_scheme(ref: str) -> str:
+    for scheme in _SCHEMES:
+        if ref.lower().startswith(scheme):
+            return ref[len(scheme):]
+    return ref
 
 
 def split_model_name(name: str) -> tuple[str, str]:
@@ -24,7 +38,7 @@ def split_model_name(name: str) -> tuple[str, str]:
     The tag is what follows the last ``:`` of the last path segment, so a registry port
     (``host:5000/ns/model``) is not mistaken for a tag.
     """
-    ref = str(name).strip()
+    ref = _strip_scheme(str(name).strip())
     for prefix in _REGISTRY_PREFIXES:
         if ref.lower().startswith(prefix):
             ref = ref[len(prefix):]
@@ -41,16 +55,60 @@ def split_model_name(name: str) -> tuple[str, str]:
 
 
 def normalize_model_name(name: str) -> str:
-    """Return the canonical Ollama name with its tag: ``llama3`` -> ``llama3:latest``.
+    """Return THE canonical Ollama name with its tag: ``Llama3`` -> ``llama3:latest``.
 
-    Strips surrounding blanks, the ``registry.ollama.ai/`` host and the ``library/`` namespace,
-    and adds ``:latest`` when no tag is given. Case is kept (Ollama tags such as ``q4_K_M`` are
-    mixed case). Raises ValueError for an empty name.
+    The one normaliser of the collection (plan.json keys, pulls, aliases, the gateway's model names;
+    Jinja uses it as the ``pmoves.fleet.ollama_name`` filter). Strips surrounding blanks, an
+    ``http(s)://`` scheme, the ``registry.ollama.ai/`` or ``ollama.com/`` host and the ``library/``
+    namespace, adds ``:latest`` when no tag is given, and lower-cases the result: Ollama compares
+    names case-insensitively (``Name.EqualFold``), stores them under lower-case paths and lists them
+    that way in ``/api/tags``; Hugging Face quantisation tags are case-insensitive too. Raises
+    ValueError for an empty name.
     """
     model, tag = split_model_name(name)
     if not model:
         raise ValueError(f"empty Ollama model name: {name!r}")
-    return f"{model}:{tag}"
+    return f"{model}:{tag}".lower()
+
+
+def validate_model_name(name: str) -> str | None:
+    """Why ``name`` is not a valid Ollama model name (its grammar), or None when it is.
+
+    Ollama's grammar (types/model/name.go): ``[host/][namespace/]model[:tag]``; model, namespace and
+    tag start with a letter, digit or ``_`` and hold letters, digits, ``_``, ``-`` and ``.`` (the
+    namespace no ``.``), at most 80 characters each (the host 350, ``:`` allowed for a port); no
+    ``..``, whitespace or control characters anywhere. A leading ``http(s)://`` is accepted, as
+    Ollama accepts it.
+    """
+    if not isinstance(name, str):
+        return f"a model name must be a string, got {type(name).__name__}"
+    ref = name
+    if not ref.strip():
+        return "the name is empty"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in ref):
+        return f"{name!r} contains whitespace or a control character"
+    if ".." in ref:
+        return f"{name!r} contains '..'"
+    ref = _strip_scheme(ref)
+    path, tag = ref, ""
+    if ref.rfind(":") > ref.rfind("/"):
+        path, _sep, tag = ref.rpartition(":")
+        if not _PART_RE.match(tag) or len(tag) > 80:
+            return (f"{name!r}: tag {tag!r} must start with a letter, digit or '_' and hold only letters, digits, "
+                    "'_', '-' and '.' (at most 80 characters)")
+    parts = path.split("/")
+    if len(parts) > 3 or any(not part for part in parts):
+        return f"{name!r} is not [host/][namespace/]model[:tag]"
+    model = parts[-1]
+    if not _PART_RE.match(model) or len(model) > 80:
+        return (f"{name!r}: model {model!r} must start with a letter, digit or '_' and hold only letters, digits, "
+                "'_', '-' and '.' (at most 80 characters)")
+    if len(parts) >= 2 and (not _NAMESPACE_RE.match(parts[-2]) or len(parts[-2]) > 80):
+        return (f"{name!r}: namespace {parts[-2]!r} must start with a letter, digit or '_' and hold only letters, "
+                "digits, '_' and '-' (at most 80 characters)")
+    if len(parts) == 3 and (not _HOST_RE.match(parts[0]) or len(parts[0]) > 350):
+        return f"{name!r}: host {parts[0]!r} is not a registry host name"
+    return None
 
 
 # Effective bits per weight of GGUF quantisations (file size / parameters), used to scale a
