@@ -32,7 +32,12 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.nats_config import (
     render_server_config,
 )
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
-from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import fleet_view, gateway_node_urls, node_plan
+from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import (
+    fleet_view,
+    gateway_node_urls,
+    node_plan,
+    ollama_model_entries,
+)
 from ansible_collections.pmoves.fleet.plugins.module_utils.wireguard_config import (
     WireGuardConfigError,
     build_node_config,
@@ -47,14 +52,27 @@ def ollama_name(name: Any) -> str:
         raise AnsibleFilterError(f"ollama_name: {exc}") from exc
 
 
-def litellm_config(view: dict[str, Any], node_urls: dict[str, str] | None = None,
+def ollama_models(models: Any) -> list[dict[str, Any]]:
+    """A node's model list as ``[{name, aliases, keep_alive?}]``, names and aliases normalised, one per name."""
+    if models is None:
+        return []
+    if not isinstance(models, (list, tuple)):
+        raise AnsibleFilterError(f"ollama_models: expected a list of names or mappings, got {type(models).__name__}")
+    try:
+        return ollama_model_entries(list(models))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"ollama_models: {exc}") from exc
+
+
+def litellm_config(models: dict[str, Any], node_urls: dict[str, str],
                    cloud_models: list[dict[str, Any]] | None = None, fallbacks: dict[str, list[str]] | None = None,
                    default_fallbacks: list[str] | None = None, embedding_models: list[str] | None = None,
                    router: dict[str, Any] | None = None, redis: dict[str, Any] | None = None,
                    custom_auth: str | None = "pmoves_gateway_auth.user_api_key_auth") -> dict[str, Any]:
-    """``{config, served_models}`` of the LiteLLM proxy from the fleet view (``pmoves_fleet_plan``).
+    """``{config, served_models}`` of the LiteLLM proxy.
 
-    ``node_urls`` empty: the plan's Ollama URL of every model holder (its listen decision).
+    ``models``: the plan's models (``pmoves_fleet_plan.models``: placed hosts, aliases, kind);
+    ``node_urls``: host -> Ollama URL (the plan's listen decision, ``gateway_node_urls``).
     """
     router = dict(router or {})
     known = {f.name for f in fields(RouterOptions)}
@@ -67,7 +85,7 @@ def litellm_config(view: dict[str, Any], node_urls: dict[str, str] | None = None
             redis_options = RedisOptions(host=str(redis["host"]), port=int(redis.get("port", 6379)),
                                          password_env=redis.get("password_env") or None)
         inputs = GatewayInputs(
-            plan=view or {}, node_urls=dict(node_urls or gateway_node_urls(view or {})),
+            plan={"models": dict(models or {})}, node_urls=dict(node_urls or {}),
             cloud_models=cloud_models_from_inventory(cloud_models or []),
             fallbacks={k: list(v) for k, v in (fallbacks or {}).items()}, default_fallbacks=list(default_fallbacks or []),
             embedding_models=list(embedding_models or []), router=RouterOptions(**router), redis=redis_options,
@@ -122,8 +140,10 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "ollama_name": ollama_name,
+            "ollama_models": ollama_models,
             "node_plan": node_plan,
             "fleet_view": fleet_view,
+            "gateway_node_urls": gateway_node_urls,
             "litellm_config": litellm_config,
             "nats_server_config": nats_server_config,
             "mesh_agent_config": mesh_agent_config,

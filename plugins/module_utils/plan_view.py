@@ -14,6 +14,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
     FLEET_DEFAULTS,
     MODEL_SERVING_CLASSES,
 )
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
 
 LOOPBACK_URL = "http://127.0.0.1:{port}"
 
@@ -63,6 +64,9 @@ def fleet_view(plan: dict[str, Any] | None) -> dict[str, Any]:
         "groups": dict(fleet.get("groups") or {}),
         "gateway": dict(fleet.get("gateway") or {"enabled": False, "hosts": []}),
         "wireguard": dict(fleet.get("wireguard") or {"hosts": [], "addresses": {}}),
+        # Address other hosts reach each planned host at (WireGuard, pmoves_listen_address, pmoves_mesh_address,
+        # ansible_host, else its inventory name): service URLs, scrape targets.
+        "addresses": {host: (node.get("ollama") or {}).get("address") or host for host, node in sorted(nodes.items())},
         "models": {
             name: {"placed": list(entry.get("placed") or []), "aliases": list(entry.get("aliases") or []),
                    "kind": entry.get("kind"), **({"alias": entry["alias"]} if entry.get("alias") else {})}
@@ -84,3 +88,24 @@ def gateway_node_urls(view: dict[str, Any]) -> dict[str, str]:
     """Host -> the Ollama URL the gateway uses for it (the plan's decision), for every model holder."""
     return {host: node["ollama_url"] for host, node in (view.get("nodes") or {}).items()
             if node.get("models") and node.get("ollama_url")}
+
+
+def ollama_model_entries(models: list[Any] | None) -> list[dict[str, Any]]:
+    """The ollama role's model list, normalised: ``[{name, aliases, keep_alive?}]``, one entry per name.
+
+    Entries may be plain names or mappings ``{name, aliases?, alias?, keep_alive?}`` (the plan's
+    ``nodes[host].ollama.models``); names and aliases go through the one normaliser.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for raw in models or []:
+        entry = {"name": raw} if isinstance(raw, str) else dict(raw or {})
+        name = normalize_model_name(str(entry.get("name") or ""))
+        aliases = ([entry["alias"]] if entry.get("alias") else []) + list(entry.get("aliases") or [])
+        item = out.setdefault(name, {"name": name, "aliases": []})
+        for alias in aliases:
+            normalised = normalize_model_name(str(alias))
+            if normalised != name and normalised not in item["aliases"]:
+                item["aliases"].append(normalised)
+        if entry.get("keep_alive") not in (None, "") and "keep_alive" not in item:
+            item["keep_alive"] = str(entry["keep_alive"])
+    return list(out.values())

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import HOST_VARS, IMPLICIT_GROUPS
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.placement import GPU_CLASSES
 
 REPO = Path(__file__).resolve().parents[3]
