@@ -568,6 +568,13 @@ def read_service(index: int, raw: Any) -> ServiceSpec:
     )
 
 
+def declared_view(raw: Any, fields: tuple[Field, ...]) -> Any:
+    """The declared keys of a catalog entry (what the planner may read); other values are returned as they are."""
+    if not isinstance(raw, dict):
+        return raw
+    return {spec.key: raw.get(spec.key) for spec in fields if spec.key in raw}
+
+
 def gateway_enabled(groups: dict[str, Any], value: Any = None) -> bool:
     """``pmoves_gateway_enabled``; default: true when the inventory declares a gateway group."""
     if value is None:

@@ -31,13 +31,16 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
     GPU_CLASSES,
     GPU_STRATEGIES,
     IMPLICIT_GROUPS,
+    MODEL_FIELDS,
     MODEL_SERVING_CLASSES,
     MODEL_STRATEGIES,
     NODE_CLASSES,
     PLANNER_DEFAULTS,
+    SERVICE_FIELDS,
     STRATEGIES,
     ModelSpec,
     ServiceSpec,
+    declared_view,
     gateway_enabled,
     read_model,
     read_service,
@@ -946,8 +949,11 @@ def _fleet_section(hosts: list[dict[str, Any]], nodes: list[Node], fleet: FleetI
 def inputs_digest(hosts: list[dict[str, Any]], models: list[Any], services: list[Any], options: PlanOptions,
                   fleet: FleetInputs | None = None) -> str:
     """sha256 of everything a plan depends on (hosts, catalogs, options, fleet settings, planner version)."""
-    canonical = json.dumps({"hosts": sorted(hosts, key=lambda h: str(h.get("name"))), "models": models,
-                            "services": services, "options": asdict(options),
+    # The catalogs as the planner reads them (declared keys only), so the digest and the plan agree.
+    canonical = json.dumps({"hosts": sorted(hosts, key=lambda h: str(h.get("name"))),
+                            "models": [declared_view(m, MODEL_FIELDS) for m in models or []],
+                            "services": [declared_view(s, SERVICE_FIELDS) for s in services or []],
+                            "options": asdict(options),
                             "fleet": asdict(fleet or FleetInputs()), "version": PLANNER_VERSION},
                            sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
