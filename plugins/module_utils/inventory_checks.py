@@ -261,8 +261,7 @@ def check_inventory(groups: dict[str, list[str]], hostvars: dict[str, dict[str, 
     if gateway_on and not groups.get(GATEWAY_GROUP):
         result.errors.append(f"the gateway is enabled but the inventory has no host in group {GATEWAY_GROUP!r}; "
                              "add one (a CPU node such as the API VPS) or set pmoves_gateway_enabled: false")
-    if not models.errors and not services.errors:
-        result.errors.extend(check_endpoints(hosts, result.classes, hostvars, groups, fleet, gateway_on))
+    result.errors.extend(check_endpoints(hosts, result.classes, hostvars, groups, fleet, gateway_on))
     for group in sorted(set(groups) - IMPLICIT_GROUPS - set(CLASS_GROUPS)):
         if group.endswith("_nodes"):
             result.warnings.append(f"group {group} looks like a node class but is not one of "

@@ -247,3 +247,13 @@ def test_show_returns_none_for_a_missing_model(emulator):
     assert client.show("nothing-here") is None
     ensure(emulator, name="nomic-embed-text")
     assert "embedding" in client.show("nomic-embed-text")["capabilities"]
+
+
+def test_keep_alive_warms_up_chat_and_embedding_models(emulator):
+    """Catalog `keep_alive`: loaded after the pull; embedding models (no /api/generate) through /api/embed."""
+    for name in ("tinyllama", "nomic-embed-text"):
+        result, client = ensure(emulator, name=name, keep_alive="10m")
+        assert result.changed and not result.warnings
+        assert client.calls.get("POST /api/generate" if name == "tinyllama" else "POST /api/embed") == 1
+    loaded = sorted(m["name"] for m in emulator.get("/api/ps")["models"])
+    assert loaded == ["nomic-embed-text:latest", "tinyllama:latest"]
