@@ -35,7 +35,8 @@ def run_role(workdir: Path, url: str, models_dir: Path, models: list[str]) -> tu
             "pmoves_ollama_install": False, "pmoves_ollama_manage_service": False,
             "pmoves_ollama_api_url": url, "pmoves_ollama_models_dir": str(models_dir),
             "pmoves_ollama_models": models, "pmoves_ollama_disk_reserve_mb": 0,
-            "pmoves_ollama_prune": True, "pmoves_ollama_plan_file": str(workdir / "no-plan.json")}}],
+            "pmoves_ollama_prune": True, "pmoves_ollama_listen_address": "127.0.0.1",
+            "pmoves_ollama_node_class": "cpu", "pmoves_ollama_gpu_uuids": []}}],
     }]))
     env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     start = time.perf_counter()

@@ -15,8 +15,14 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
+    FLEET_DEFAULTS,
+    HOST_VARS,
+    IMPLICIT_GROUPS,
+    PLANNER_DEFAULTS,
+)
 from ansible_collections.pmoves.fleet.plugins.module_utils.placement import (
-    CLASS_GROUPS,
+    FleetInputs,
     PlanError,
     PlanOptions,
     dumps_plan,
@@ -28,21 +34,22 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.plan_report import (
     render_markdown,
 )
 
-HOST_KNOBS = ("pmoves_models_allowed", "pmoves_vram_reserve_mb", "pmoves_cpu_ram_share", "pmoves_unified_memory_share")
 
+def _spec(default):
+    kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "str")
+    return {"type": kind, "default": default} if default is not None else {"type": kind}
+
+
+# The planner's knobs and defaults come from fleet_schema (one definition for the action, PlanOptions,
+# plan.yml and the docs; a unit test checks plugins/modules/fleet_plan.py documents the same).
 ARGUMENT_SPEC = {
     "artifacts_dir": {"type": "path", "required": True},
     "models": {"type": "list", "elements": "raw", "default": []},
     "services": {"type": "list", "elements": "raw", "default": []},
-    "strategy": {"type": "str", "default": "balanced"},
-    "gpu_strategy": {"type": "str"},
-    "model_strategy": {"type": "str"},
-    "vram_reserve_mb": {"type": "int", "default": 512},
-    "cpu_ram_share": {"type": "float", "default": 0.5},
-    "unified_memory_share": {"type": "float", "default": 0.75},
-    "class_rules": {"type": "bool", "default": True},
-    "sticky": {"type": "bool", "default": True},
-    "pin_fallback": {"type": "bool", "default": True},
+    **{knob: _spec(default) for knob, default in PLANNER_DEFAULTS.items()},
+    "ollama_port": {"type": "int", "default": FLEET_DEFAULTS["ollama_port"]},
+    "gateway_enabled": {"type": "bool"},
+    "wireguard_network": {"type": "str", "default": FLEET_DEFAULTS["wireguard_network"]},
     "report": {"type": "bool", "default": True},
 }
 
@@ -67,12 +74,14 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     def _host_records(self, task_vars):
+        """Every inventory host: its groups (all of them), hardware and the schema's HOST_VARS it sets."""
         hostvars = task_vars.get("hostvars") or {}
         groups = task_vars.get("groups") or {}
-        class_groups = [group for group, _cls in CLASS_GROUPS]
         membership = {}
-        for group in class_groups:
-            for host in groups.get(group) or []:
+        for group, members in groups.items():
+            if group in IMPLICIT_GROUPS:
+                continue
+            for host in members or []:
                 membership.setdefault(host, []).append(group)
         records = []
         for host in sorted(set(groups.get("all") or [])):
@@ -83,12 +92,17 @@ class ActionModule(ActionBase):
             if not isinstance(hardware, Mapping):
                 hardware = host_vars.get("pmoves_hardware")
                 source = "declared"
+            knobs = {}
+            for knob in HOST_VARS:
+                value = host_vars.get(knob) if knob in host_vars else None
+                if value is not None:
+                    knobs[knob] = to_plain(value)
             records.append({
                 "name": host,
-                "groups": membership.get(host, []),
+                "groups": sorted(membership.get(host, [])),
                 "hardware": to_plain(hardware) if isinstance(hardware, Mapping) else None,
                 "hardware_source": source,
-                "vars": {knob: to_plain(host_vars[knob]) for knob in HOST_KNOBS if knob in host_vars},
+                "vars": knobs,
             })
         return records
 
@@ -96,11 +110,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        options = PlanOptions(
-            strategy=args["strategy"], gpu_strategy=args["gpu_strategy"], model_strategy=args["model_strategy"],
-            vram_reserve_mb=args["vram_reserve_mb"], cpu_ram_share=args["cpu_ram_share"],
-            unified_memory_share=args["unified_memory_share"], class_rules=args["class_rules"],
-            sticky=args["sticky"], pin_fallback=args["pin_fallback"])
+        options = PlanOptions(**{knob: args[knob] for knob in PLANNER_DEFAULTS})
+        fleet = FleetInputs(ollama_port=args["ollama_port"], gateway_enabled=args["gateway_enabled"],
+                            wireguard_network=args["wireguard_network"])
         artifacts_dir = args["artifacts_dir"]
         plan_path = os.path.join(artifacts_dir, "plan.json")
         previous = None
@@ -122,7 +134,7 @@ class ActionModule(ActionBase):
                 "no fleet to plan; pass a fleet inventory, e.g. -i inventories/homelab")
         try:
             plan = plan_fleet(records, to_plain(args["models"]), to_plain(args["services"]),
-                              options, previous)
+                              options, previous, fleet)
         except PlanError as exc:
             raise AnsibleActionFail(f"fleet_plan: {exc}") from exc
         text = dumps_plan(plan)

@@ -9,13 +9,16 @@ from typing import Any
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import HOST_VARS, PLANNER_VARS
 from ansible_collections.pmoves.fleet.plugins.module_utils.inventory_checks import (
     check_inventory,
     format_errors,
 )
 
-FLEET_VARS = ("pmoves_models", "pmoves_services", "pmoves_strategy", "pmoves_gateway_enabled",
-              "pmoves_default_node_class")
+# Fleet-wide variables the checks read (catalogs, planner knobs, gateway switch, the shared values of
+# pmoves.fleet.common the endpoint decision needs).
+FLEET_VARS = ("pmoves_models", "pmoves_services", "pmoves_gateway_enabled", "pmoves_default_node_class",
+              "pmoves_ollama_port", "pmoves_wireguard_network", *PLANNER_VARS.values())
 
 
 class ActionModule(ActionBase):
@@ -54,14 +57,18 @@ class ActionModule(ActionBase):
         return result
 
     def _declared_hardware(self, task_vars: dict[str, Any], hosts: list[str]) -> dict[str, dict[str, Any]]:
-        """Only pmoves_hardware per host: templating every host variable would be slow and may fail."""
+        """Per host only pmoves_hardware and the schema's HOST_VARS: templating every host variable would be
+        slow and may fail."""
         all_hostvars = task_vars.get("hostvars") or {}
         declared: dict[str, dict[str, Any]] = {}
         for host in hosts:
+            values: dict[str, Any] = {}
             try:
                 host_vars = all_hostvars[host]
-                hardware = host_vars.get("pmoves_hardware")
+                for name in ("pmoves_hardware", *HOST_VARS):
+                    if name in host_vars and host_vars.get(name) is not None:
+                        values[name] = host_vars.get(name)
             except (KeyError, AnsibleError):
-                hardware = None
-            declared[host] = {} if hardware is None else {"pmoves_hardware": hardware}
+                pass
+            declared[host] = values
         return declared

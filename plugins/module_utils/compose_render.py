@@ -357,10 +357,20 @@ def _env_value(value: Any) -> str:
     return str(value)
 
 
-def _device_id(gpu: Mapping[str, Any], mode: str) -> str:
-    if mode == "uuid" and gpu.get("uuid"):
-        return str(gpu["uuid"])
+def _device_id(gpu: Mapping[str, Any], mode: str, planned_uuid: str | None = None) -> str:
+    if mode == "uuid" and (planned_uuid or gpu.get("uuid")):
+        return str(planned_uuid or gpu["uuid"])
     return str(gpu["index"])
+
+
+def _uses_gpu(planned: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
+    """The planner decides whether a service uses a GPU (plan entry ``gpu``: catalog ``gpu``, else
+    ``vram_mb > 0``), once for every stage; a plan without the flag falls back to the same rule."""
+    if "gpu" in planned:
+        return bool(planned["gpu"])
+    if entry.get("gpu") is not None:
+        return bool(entry["gpu"])
+    return int(entry.get("vram_mb") or 0) > 0
 
 
 def _budget_gb(total_mb: int) -> float:
@@ -438,7 +448,7 @@ def render_project(
 
     override, assignments = _render_gpu(host, node_class, accelerator, planned, by_name, gpus, opts, warnings)
     if accelerator == "nvidia" and node_class == "gpu" and override is None and any(
-        by_name[s["name"]].get("gpu") for s in planned
+        _uses_gpu(s, by_name[s["name"]]) for s in planned
     ):
         warnings.append(f"{host}: GPU services planned but none has a gpu_index in the plan")
     return RenderedProject(
@@ -456,7 +466,7 @@ def _render_gpu(host: str, node_class: str, accelerator: str, planned: list[Mapp
                 opts: RenderOptions, warnings: list[str]) -> tuple[dict | None, dict | None]:
     """The seed-004 override and assignment table (None, None when no service uses a GPU)."""
     gpu_services = [s for s in sorted(planned, key=lambda s: s["name"])
-                    if by_name[s["name"]].get("gpu") and s.get("gpu_index") is not None]
+                    if _uses_gpu(s, by_name[s["name"]]) and s.get("gpu_index") is not None]
     if not gpu_services or accelerator not in ("nvidia", "jetson", "amd"):
         for s in gpu_services:
             warnings.append(f"{host}: {s['name']} wants a GPU but the host has accelerator {accelerator!r}; runs without")
@@ -499,7 +509,7 @@ def _render_gpu(host: str, node_class: str, accelerator: str, planned: list[Mapp
             svc["group_add"] = ["video", "render"]
             env["HIP_VISIBLE_DEVICES"] = str(index)
         else:
-            device_id = _device_id(gpu, opts.gpu_device_id)
+            device_id = _device_id(gpu, opts.gpu_device_id, item.get("gpu_uuid"))
             device = {"driver": "nvidia", "device_ids": [device_id], "capabilities": ["gpu"]}
             # Inside the container the reserved GPU is device 0; NVIDIA_VISIBLE_DEVICES keeps a
             # default-runtime=nvidia engine from exposing every GPU through the env file's "all".
@@ -514,10 +524,12 @@ def _render_gpu(host: str, node_class: str, accelerator: str, planned: list[Mapp
         table[name] = {
             "gpu": index,
             "vram_budget": budget,
-            "device_id": _device_id(gpu, opts.gpu_device_id),
+            "device_id": _device_id(gpu, opts.gpu_device_id, item.get("gpu_uuid")),
             "gpu_name": gpu.get("name"),
             "vram_mb": vram_mb,
         }
+        if entry.get("model"):
+            table[name]["model"] = entry["model"]
     for index, used in sorted(used_mb.items()):
         total = int(gpus[index].get("memory_total_mb") or 0)
         if total and used > total and len([s for s in gpu_services if int(s["gpu_index"]) == index]) > 1:

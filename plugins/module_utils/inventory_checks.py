@@ -5,18 +5,20 @@ sees, and the fleet-wide catalogs. Every problem becomes a sentence a user can a
 wrong, where, what to write instead). ``errors`` stop the run; ``warnings`` are printed and carried
 into the report.
 
-Documented rules (docs/inventory.md):
+The rules are those of plugins/module_utils/fleet_schema.py (the one definition of the catalogs,
+classes, strategies, host variables and name grammar; docs/inventory.md shows its tables):
 
-* every host is in exactly one node-class group (gpu_nodes, edge_nodes, apu_nodes, npu_nodes,
-  cpu_nodes); a host in none takes ``pmoves_default_node_class`` when it is set, else it is an error;
-* ``pmoves_strategy`` is one of STRATEGIES;
-* ``pmoves_models`` entries: a name (or a bare string), ``replicas`` an int >= 1, ``pin`` hosts that
-  exist, ``vram_mb``/``context`` positive ints, ``cpu_ok`` a bool, ``alias`` a string;
-* ``pmoves_services`` entries: ``name`` and ``vram_mb`` (int >= 0) required, ``primary``/``fallback``
-  hosts that exist, ``classes`` known node classes, ``port`` 1-65535;
+* every host is in exactly one node-class group; a host in none takes ``pmoves_default_node_class``
+  when it is set, else it is an error;
+* ``pmoves_strategy`` (``pmoves_gpu_strategy``, ``pmoves_model_strategy``) is a known strategy;
+* ``pmoves_models`` / ``pmoves_services`` entries use declared keys of the right type only (an unknown
+  key is an error that lists the known ones), name hosts that exist, and names that follow the grammar;
 * ``pmoves_gateway_enabled`` (default: true when the inventory declares a ``gateway`` group) needs at
-  least one host in that group; service entries may carry extra keys (the planner passes them on);
-* a declared ``pmoves_hardware`` is a mapping whose ``node_class`` is a known class.
+  least one host in that group;
+* a declared ``pmoves_hardware`` is a mapping whose ``node_class`` is a known class;
+* the Ollama endpoints can be decided (fleet_endpoints): a node whose Ollama the gateway uses from
+  another host can serve the network (not ``pmoves_ollama_serve_network: false``) at an address others
+  reach (not loopback); the WireGuard address plan is consistent.
 """
 
 from __future__ import annotations
@@ -24,25 +26,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.pmoves.fleet.plugins.module_utils import fleet_endpoints
+from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
+    CLASS_OF_GROUP,
+    GATEWAY_GROUP,
+    GPU_STRATEGIES,
+    HOST_VARS,
+    IMPLICIT_GROUPS,
+    MODEL_KEYS,
+    MODEL_SERVING_CLASSES,
+    MODEL_STRATEGIES,
+    NODE_CLASSES,
+    PLANNER_DEFAULTS,
+    PLANNER_VARS,
+    STRATEGIES,
+    check_host_vars,
+    check_model,
+    check_service,
+    gateway_enabled,
+    model_entry,
+)
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
 
-# Inventory group -> node class (DESIGN "Node classes").
-CLASS_GROUPS: dict[str, str] = {
-    "gpu_nodes": "gpu",
-    "edge_nodes": "edge",
-    "apu_nodes": "apu",
-    "npu_nodes": "npu",
-    "cpu_nodes": "cpu",
-}
-NODE_CLASSES: tuple[str, ...] = tuple(CLASS_GROUPS.values())
-# Same values as placement.STRATEGIES (a unit test keeps them in step).
-STRATEGIES: tuple[str, ...] = ("manual", "vram_based", "latency_optimized", "isolation_first", "balanced",
-                               "spread", "binpack")
-MODEL_KEYS = frozenset({"name", "replicas", "pin", "vram_mb", "context", "cpu_ok", "alias", "kind", "params_b",
-                        "quant", "keep_alive", "tags"})
-GATEWAY_GROUP = "gateway"
-# Groups Ansible always has; they are not node classes and need no check.
-IMPLICIT_GROUPS = frozenset({"all", "ungrouped"})
+__all__ = ["CLASS_GROUPS", "GATEWAY_GROUP", "MODEL_KEYS", "NODE_CLASSES", "STRATEGIES", "CheckResult",
+           "check_inventory", "format_errors"]
+
+CLASS_GROUPS: dict[str, str] = CLASS_OF_GROUP  # inventory group -> node class
 
 
 @dataclass
@@ -68,39 +77,6 @@ def _is_int(value: Any) -> bool:
     if isinstance(value, int):
         return True
     return isinstance(value, str) and value.strip().isdigit()
-
-
-def _as_list(value: Any) -> list[Any] | None:
-    """A host list may be written as one string or a list; None when it is neither."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return None
-
-
-def _int_errors(where: str, entry: dict[str, Any], key: str, low: int, high: int | None = None,
-                expected: str | None = None) -> list[str]:
-    """The error for an integer field ``key`` of ``entry`` outside ``low``..``high``; none when absent.
-
-    ``expected`` words the rule in the message; by default "an integer >= <low>".
-    """
-    if key not in entry:
-        return []
-    value = entry[key]
-    if _is_int(value) and int(value) >= low and (high is None or int(value) <= high):
-        return []
-    return [f"{where}: {key} must be {expected or f'an integer >= {low}'}, got {value!r}"]
-
-
-def _host_errors(where: str, entry: dict[str, Any], key: str, role: str, hosts: set[str]) -> list[str]:
-    """Errors for a field naming inventory hosts (one name or a list), e.g. ``pin`` or ``fallback``."""
-    names = _as_list(entry.get(key))
-    if names is None:
-        return [f"{where}: {key} must be a host name or a list of host names"]
-    return [f"{where}: {role} host {name!r} is not in the inventory" for name in names if name not in hosts]
 
 
 def check_node_classes(groups: dict[str, list[str]], hosts: list[str], default_class: str | None,
@@ -160,7 +136,7 @@ def check_hardware(host: str, hardware: Any) -> list[str]:
 
 
 def check_models(models: Any, hosts: set[str]) -> CheckResult:
-    """pmoves_models: list of names or mappings (DESIGN contract 2, model catalog entry)."""
+    """pmoves_models: list of names or mappings (fleet_schema.MODEL_FIELDS)."""
     result = CheckResult()
     if models is None:
         return result
@@ -169,41 +145,22 @@ def check_models(models: Any, hosts: set[str]) -> CheckResult:
         return result
     seen: dict[str, int] = {}
     for index, raw in enumerate(models):
-        where = f"pmoves_models[{index}]"
-        entry = {"name": raw} if isinstance(raw, str) else raw
-        if not isinstance(entry, dict):
-            result.errors.append(f"{where} must be a model name or a mapping with a name, got {raw!r}")
+        errors, warnings = check_model(index, raw, hosts)
+        result.errors += errors
+        result.warnings += warnings
+        entry = model_entry(raw)
+        if errors or entry is None:
             continue
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            result.errors.append(f"{where} has no name: write {{name: \"llama3.2:1b\", replicas: 1}}")
-            continue
-        where = f"{where} ({name})"
-        key = normalize_model_name(name)
+        key = normalize_model_name(entry["name"])
         if key in seen:
-            result.warnings.append(f"{where} repeats pmoves_models[{seen[key]}]; the first entry is used")
+            result.warnings.append(f"pmoves_models[{index}] ({entry['name']}) repeats pmoves_models[{seen[key]}]; "
+                                   "the first entry is used")
         seen.setdefault(key, index)
-        result.errors += _int_errors(where, entry, "replicas", 1)
-        for int_key in ("vram_mb", "context"):
-            result.errors += _int_errors(where, entry, int_key, 1, expected="a positive integer")
-        if "cpu_ok" in entry and not isinstance(entry["cpu_ok"], bool):
-            result.errors.append(f"{where}: cpu_ok must be true or false, got {entry['cpu_ok']!r}")
-        if "alias" in entry and not (isinstance(entry["alias"], str) and entry["alias"].strip()):
-            result.errors.append(f"{where}: alias must be a non-empty string, got {entry['alias']!r}")
-        result.errors += _host_errors(where, entry, "pin", "pinned", hosts)
-        pins, replicas = _as_list(entry.get("pin")), entry.get("replicas")
-        if pins is not None and _is_int(replicas) and len(pins) > int(replicas):
-            result.warnings.append(f"{where}: {len(pins)} pins but replicas {replicas}; "
-                                   f"{len(pins)} replicas will be placed")
-        unknown = sorted(set(entry) - MODEL_KEYS)
-        if unknown:
-            result.warnings.append(f"{where}: unknown keys {', '.join(unknown)} are ignored "
-                                   f"(known: {', '.join(sorted(MODEL_KEYS))})")
     return result
 
 
 def check_services(services: Any, hosts: set[str]) -> CheckResult:
-    """pmoves_services: mappings with name and vram_mb (DESIGN contract 2, service catalog entry)."""
+    """pmoves_services: mappings with name and vram_mb (fleet_schema.SERVICE_FIELDS)."""
     result = CheckResult()
     if services is None:
         return result
@@ -212,44 +169,71 @@ def check_services(services: Any, hosts: set[str]) -> CheckResult:
         return result
     seen: set[str] = set()
     for index, entry in enumerate(services):
-        where = f"pmoves_services[{index}]"
-        if not isinstance(entry, dict):
-            result.errors.append(f"{where} must be a mapping with name and vram_mb, got {entry!r}")
-            continue
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            result.errors.append(f"{where} has no name: write {{name: whisper, vram_mb: 4000}}")
-            continue
-        where = f"{where} ({name})"
-        if name in seen:
-            result.warnings.append(f"{where} is listed more than once; the first entry is used")
-        seen.add(name)
-        if "vram_mb" not in entry:
-            result.errors.append(f"{where}: vram_mb is required (0 for a CPU service)")
-        result.errors += _int_errors(where, entry, "vram_mb", 0)
-        if "gpu" in entry and not isinstance(entry["gpu"], bool):
-            result.errors.append(f"{where}: gpu must be true or false, got {entry['gpu']!r}")
-        result.errors += _int_errors(where, entry, "replicas", 1)
-        result.errors += _int_errors(where, entry, "port", 1, 65535, expected="an integer 1-65535")
-        classes = _as_list(entry.get("classes"))
-        if classes is None:
-            result.errors.append(f"{where}: classes must be a list of node classes")
-        else:
-            bad = [c for c in classes if c not in NODE_CLASSES]
-            if bad:
-                result.errors.append(f"{where}: unknown classes {bad}; use {', '.join(NODE_CLASSES)}")
-        primary = entry.get("primary")
-        if primary not in (None, "") and primary not in hosts:
-            result.errors.append(f"{where}: primary host {primary!r} is not in the inventory")
-        result.errors += _host_errors(where, entry, "fallback", "fallback", hosts)
+        errors, warnings = check_service(index, entry, hosts)
+        result.errors += errors
+        result.warnings += warnings
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            if entry["name"] in seen:
+                result.warnings.append(f"pmoves_services[{index}] ({entry['name']}) is listed more than once; "
+                                       "the first entry is used")
+            seen.add(entry["name"])
     return result
+
+
+def check_planner_settings(fleet: dict[str, Any]) -> list[str]:
+    """pmoves_strategy and the other planner knobs (fleet_schema.PLANNER_DEFAULTS)."""
+    errors = []
+    strategy = fleet.get("pmoves_strategy", PLANNER_DEFAULTS["strategy"])
+    if strategy not in STRATEGIES:
+        errors.append(f"pmoves_strategy is {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    for var, allowed in (("pmoves_gpu_strategy", GPU_STRATEGIES), ("pmoves_model_strategy", MODEL_STRATEGIES)):
+        value = fleet.get(var)
+        if value not in (None, "") and value not in allowed:
+            errors.append(f"{var} is {value!r}; use one of {', '.join(allowed)}")
+    for knob, var in PLANNER_VARS.items():
+        value, default = fleet.get(var), PLANNER_DEFAULTS[knob]
+        if value is None or knob in ("strategy", "gpu_strategy", "model_strategy"):
+            continue
+        if isinstance(default, bool) and not isinstance(value, bool):
+            errors.append(f"{var} must be true or false, got {value!r}")
+        elif isinstance(default, int) and not isinstance(default, bool) and not _is_int(value):
+            errors.append(f"{var} must be an integer, got {value!r}")
+        elif isinstance(default, float):
+            try:
+                if not 0.0 <= float(value) <= 1.0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                errors.append(f"{var} must be a number between 0 and 1, got {value!r}")
+    return errors
+
+
+def check_endpoints(hosts: list[str], classes: dict[str, str], hostvars: dict[str, dict[str, Any]],
+                    groups: dict[str, list[str]], fleet: dict[str, Any], gateway_on: bool) -> list[str]:
+    """The Ollama listen decision for every host that may hold models, as the planner will make it."""
+    records = [{"name": h, "vars": {k: v for k, v in (hostvars.get(h) or {}).items() if k in HOST_VARS}}
+               for h in hosts]
+    try:
+        wireguard = fleet_endpoints.wireguard_addresses(records, fleet.get("pmoves_wireguard_network"))
+    except ValueError as exc:
+        return [str(exc)]
+    models = fleet.get("pmoves_models") if isinstance(fleet.get("pmoves_models"), list) else []
+    any_cpu_ok = any(isinstance(m, dict) and m.get("cpu_ok") is True for m in models)
+    may_hold = {h for h in hosts if (hostvars.get(h) or {}).get("pmoves_models_allowed", True) is not False
+                and (classes.get(h) in MODEL_SERVING_CLASSES or any_cpu_ok) and models}
+    runs = may_hold | {h for h in hosts if classes.get(h) in MODEL_SERVING_CLASSES}
+    gateway_hosts = [h for h in groups.get(GATEWAY_GROUP) or [] if h in hosts] if gateway_on else []
+    port = fleet.get("pmoves_ollama_port")
+    _endpoints, errors = fleet_endpoints.decide(records, runs, may_hold, gateway_hosts,
+                                                default_port=int(port) if _is_int(port) else None, wireguard=wireguard)
+    return errors
 
 
 def check_inventory(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]],
                     fleet: dict[str, Any]) -> CheckResult:
-    """All checks. ``hostvars`` holds per host only the pmoves_* variables the checks read
-    (pmoves_hardware); ``fleet`` the fleet-wide settings as the controller sees them
-    (pmoves_models, pmoves_services, pmoves_strategy, pmoves_gateway_enabled, pmoves_default_node_class)."""
+    """All checks. ``hostvars`` holds per host only the variables the checks read (pmoves_hardware and
+    fleet_schema.HOST_VARS); ``fleet`` the fleet-wide settings as the controller sees them (pmoves_models,
+    pmoves_services, pmoves_strategy and the planner knobs, pmoves_gateway_enabled,
+    pmoves_default_node_class, pmoves_ollama_port, pmoves_wireguard_network)."""
     hosts = sorted(set(groups.get("all") or []) | set(hostvars))
     result = CheckResult()
     if not hosts:
@@ -261,19 +245,23 @@ def check_inventory(groups: dict[str, list[str]], hostvars: dict[str, dict[str, 
     result.classes = classes.classes
     for host in hosts:
         result.errors.extend(check_hardware(host, declared[host]))
-    strategy = fleet.get("pmoves_strategy", "balanced")
-    if strategy not in STRATEGIES:
-        result.errors.append(f"pmoves_strategy is {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        result.errors.extend(check_host_vars(host, hostvars.get(host) or {}))
+    result.errors.extend(check_planner_settings(fleet))
     host_set = set(hosts)
-    _merge(result, check_models(fleet.get("pmoves_models"), host_set))
-    _merge(result, check_services(fleet.get("pmoves_services"), host_set))
+    models = check_models(fleet.get("pmoves_models"), host_set)
+    services = check_services(fleet.get("pmoves_services"), host_set)
+    _merge(result, models)
+    _merge(result, services)
     # Default: enabled when the inventory declares a gateway group (a declared but empty group is a mistake).
-    enabled = fleet.get("pmoves_gateway_enabled", GATEWAY_GROUP in groups)
-    if not isinstance(enabled, bool):
+    enabled = fleet.get("pmoves_gateway_enabled")
+    if enabled is not None and not isinstance(enabled, bool):
         result.errors.append(f"pmoves_gateway_enabled must be true or false, got {enabled!r}")
-    elif enabled and not groups.get(GATEWAY_GROUP):
+        enabled = None
+    gateway_on = gateway_enabled(groups, enabled)
+    if gateway_on and not groups.get(GATEWAY_GROUP):
         result.errors.append(f"the gateway is enabled but the inventory has no host in group {GATEWAY_GROUP!r}; "
                              "add one (a CPU node such as the API VPS) or set pmoves_gateway_enabled: false")
+    result.errors.extend(check_endpoints(hosts, result.classes, hostvars, groups, fleet, gateway_on))
     for group in sorted(set(groups) - IMPLICIT_GROUPS - set(CLASS_GROUPS)):
         if group.endswith("_nodes"):
             result.warnings.append(f"group {group} looks like a node class but is not one of "

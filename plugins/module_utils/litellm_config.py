@@ -1,8 +1,9 @@
-"""LiteLLM proxy configuration from plan.json: one model group per planned model.
+"""LiteLLM proxy configuration from the plan: one model group per planned model.
 
-Pure functions, no I/O: the gateway role (and the gateway tests) call
-:func:`build_litellm_config` with the plan, the Ollama URL of every node and the inventory's
-aliases / cloud models, and write the returned dict as the proxy's ``config.yaml``.
+Pure functions, no I/O: the gateway role calls :func:`build_litellm_config` (through the controller
+filter ``pmoves.fleet.litellm_config``) with the fleet view of the plan (``pmoves_fleet_plan``: models
+with their placed hosts, aliases and kind), the Ollama URL of every node (the plan's listen decision)
+and the inventory's cloud models, and writes the returned dict as the proxy's ``config.yaml``.
 
 What the generated config means (LiteLLM proxy, ``litellm --config``):
 
@@ -15,8 +16,10 @@ What the generated config means (LiteLLM proxy, ``litellm --config``):
   level fails after its retries it falls back to the next order level, then to the group's
   ``fallbacks`` (LiteLLM "order-based fallbacks"): primary -> backup 1 -> backup 2 -> cloud,
   seed 003's redundancy map;
-* aliases (``alias`` in the model catalog, seed 003 names such as ``S-LOC-FRE-nomic-embed-text``)
-  are ``router_settings.model_group_alias`` entries, so they are real model names for clients;
+* aliases (``alias``/``aliases`` in the model catalog, seed 003 names such as ``S-LOC-FRE-nomic-embed-text``)
+  are ``router_settings.model_group_alias`` entries, so they are real model names for clients: each
+  under its normalised name (``s-loc-fre-nomic-embed-text:latest``, the name the node's Ollama holds)
+  and as written in the catalog;
 * cloud models (seed 003 ``*-CLD-PAY-*``) are extra groups whose keys come from the environment
   (``os.environ/NAME``) and serve as cross-group ``fallbacks`` where the inventory says so;
 * ``router_settings`` carries retries, cooldown and Redis (shared cooldown/usage state between
@@ -147,9 +150,13 @@ def cloud_deployment(cloud: CloudModel) -> dict[str, Any]:
 
 
 def collect_aliases(plan_models: Mapping[str, Any], extra: Mapping[str, str], groups: set[str]) -> dict[str, str]:
-    """alias -> group: the catalog's ``alias`` plus the inventory's table; collisions are errors."""
+    """alias -> group: every alias of the plan (``aliases``, normalised like the names Ollama holds, and the
+    catalog's ``alias`` as written, for clients using seed 003 names) plus ``extra``; collisions are errors."""
     aliases: dict[str, str] = {}
-    wanted = [(entry.get("alias"), name) for name, entry in sorted(plan_models.items()) if entry.get("alias")]
+    wanted: list[tuple[str, str]] = []
+    for name, entry in sorted(plan_models.items()):
+        names = list(entry.get("aliases") or []) + ([entry["alias"]] if entry.get("alias") else [])
+        wanted += [(alias, name) for alias in dict.fromkeys(names)]
     wanted += sorted(extra.items())
     for alias, target in wanted:
         target_name = target if target in groups else normalise_model_name(target)

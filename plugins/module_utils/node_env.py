@@ -6,9 +6,10 @@ Pure functions. Precedence, lowest first:
 
 1. class defaults (``NVIDIA_DRIVER_CAPABILITIES=compute,utility`` on GPU nodes,
    ``TENSORZERO_MODEL_DEFAULT`` on CPU nodes, ...);
-2. values derived from ``pmoves_hardware`` and plan.json (``GPU_TYPE``, ``CUDA_VISIBLE_DEVICES``,
+2. values derived from ``pmoves_hardware`` and the plan (``GPU_TYPE``, ``CUDA_VISIBLE_DEVICES``,
    ``TORCH_CUDA_ARCH_LIST``, ``JETSON_JETPACK_VERSION``, ``OLLAMA_HOST``, ``<SERVICE>_URL`` ...),
-   so nothing the machine already tells is typed by hand;
+   so nothing the machine already tells is typed by hand; ``OLLAMA_HOST`` is the plan's decision
+   (the node's own Ollama when it holds models, else a model holder's that serves the network);
 3. overrides from group_vars / host_vars (``pmoves_node_env_overrides``); a value of ``None``
    removes a variable.
 
@@ -72,7 +73,7 @@ def service_urls(host: str, plan: Mapping[str, Any], catalog: Iterable[Mapping[s
     placed: dict[str, list[str]] = {}
     for node_name in sorted(plan.get("nodes") or {}):
         for svc in plan["nodes"][node_name].get("services") or []:
-            placed.setdefault(svc["name"], []).append(node_name)
+            placed.setdefault(svc["name"] if isinstance(svc, Mapping) else str(svc), []).append(node_name)
     out: dict[str, str] = {}
     for entry in sorted(catalog, key=lambda e: e["name"]):
         name, port = entry["name"], entry.get("port")
@@ -99,10 +100,14 @@ def render_node_env(
     class_env: Mapping[str, Mapping[str, Any]] | None = None,
     overrides: Mapping[str, Any] | None = None,
     nats_url: str | None = None,
-    ollama_port: int = 11434,
     compose_profiles: Iterable[str] | None = None,
 ) -> dict[str, str]:
-    """The node's environment as an ordered dict (sorted by name)."""
+    """The node's environment as an ordered dict (sorted by name).
+
+    ``plan``: plan.json or its fleet view (``pmoves_fleet_plan``): ``nodes[host]`` with ``class``, the
+    services (names or entries) and the Ollama client URL the planner decided (``ollama.client_url`` in
+    plan.json, ``ollama_client_url`` in the view).
+    """
     addresses = addresses or {}
     catalog = list(catalog)
     node = (plan.get("nodes") or {}).get(host) or {}
@@ -138,14 +143,11 @@ def render_node_env(
         derived["JETSON_SOC"] = jetson.get("soc")
         derived["JETSON_MODEL"] = jetson.get("model")
 
-    # Ollama: this node's own server when the plan gives it models, else the first node
-    # (sorted) that has models, so clients on CPU/infra nodes reach a real server.
-    if node.get("models"):
-        derived["OLLAMA_HOST"] = f"http://127.0.0.1:{ollama_port}"
-    else:
-        holders = sorted(h for h, n in (plan.get("nodes") or {}).items() if n.get("models"))
-        if holders:
-            derived["OLLAMA_HOST"] = f"http://{_address(holders[0], addresses)}:{ollama_port}"
+    # Ollama: the plan decided where this node's clients go (its own server when it holds models, else the
+    # first model holder, which then serves the network when a service here uses it): no second decision.
+    client_url = node.get("ollama_client_url") or (node.get("ollama") or {}).get("client_url")
+    if client_url:
+        derived["OLLAMA_HOST"] = str(client_url)
     derived.update(service_urls(host, plan, catalog, addresses))
     if compose_profiles is not None:
         derived["COMPOSE_PROFILES"] = ",".join(sorted(set(compose_profiles)))

@@ -127,8 +127,8 @@ def base_url(host: str | None) -> str:
 
 
 def same_model(left: str, right: str) -> bool:
-    """Ollama matches names case-insensitively after adding ``:latest``."""
-    return normalize_model_name(left).lower() == normalize_model_name(right).lower()
+    """Ollama matches names case-insensitively after adding ``:latest``: the normaliser lower-cases."""
+    return normalize_model_name(left) == normalize_model_name(right)
 
 
 def is_disk_full(message: str) -> bool:
@@ -456,7 +456,13 @@ class OllamaClient:
         value: str | int = keep_alive
         if isinstance(keep_alive, str) and keep_alive.strip().lstrip("-").isdigit():
             value = int(keep_alive)  # Ollama reads a bare number as seconds, a string as a Go duration
-        _check_object(*self._json("POST", "/api/generate", {"model": name, "keep_alive": value, "stream": False}))
+        try:
+            _check_object(*self._json("POST", "/api/generate", {"model": name, "keep_alive": value, "stream": False}))
+        except OllamaError as exc:
+            if "does not support" not in str(exc):
+                raise
+            # Embedding models have no completion: /api/embed with no input loads them the same way.
+            _check_object(*self._json("POST", "/api/embed", {"model": name, "input": [], "keep_alive": value}))
 
     def pull_stream(self, name: str, timeout: float | None = None,
                     deadline: float | None = None) -> Iterator[dict[str, Any]]:
@@ -496,6 +502,7 @@ class ModelRequest:
     alias: str | None = None
     keep_alive: str | None = None
     retries: int = 3
+    aliases: tuple[str, ...] = ()  # more aliases (copies of the model under other names), like ``alias``
     retry_delay: float = 2.0
     models_dir: str | None = None
     disk_reserve_mb: int = 0
@@ -512,7 +519,8 @@ class ModelResult:
     pulled: bool = False
     attempts: int = 0
     bytes_pulled: int = 0
-    alias: dict[str, Any] | None = None
+    alias: dict[str, Any] | None = None  # the first alias
+    aliases: list[dict[str, Any]] = field(default_factory=list)  # every alias and the digest it points at
     warnings: list[str] = field(default_factory=list)
     diff: dict[str, str] = field(default_factory=dict)
 
@@ -615,16 +623,17 @@ def ensure_model(client: OllamaClient, request: ModelRequest, check_mode: bool,
                  sleep: Callable[[float], None] = time.sleep) -> ModelResult:
     """Bring one model to ``request.state``; never sends pull/delete/copy in check mode."""
     name = require_model_name(request.name)  # ValueError for a name outside Ollama's grammar
-    alias = require_model_name(request.alias) if request.alias else None
+    wanted_aliases = ([request.alias] if request.alias else []) + list(request.aliases or ())
+    aliases = [a for a in dict.fromkeys(require_model_name(a) for a in wanted_aliases) if a != name]
     request = ModelRequest(**{**request.__dict__, "name": name})
     result = ModelResult()
     tags = client.tags()
     before = client.find(name, tags)
-    alias_before = client.find(alias, tags) if alias else None
+    aliases_before = {alias: client.find(alias, tags) for alias in aliases}
     after = before
 
     if request.state == "absent":
-        for target, entry in ((alias, alias_before), (name, before)):
+        for target, entry in [*aliases_before.items(), (name, before)]:
             if target and entry is not None:
                 result.changed = True
                 result.actions.append(f"delete {target}")
@@ -652,14 +661,15 @@ def ensure_model(client: OllamaClient, request: ModelRequest, check_mode: bool,
                 raise OllamaError(f"{client.base}/api/pull reported success for {name} but /api/tags does not list it",
                                   client.base + "/api/tags")
             result.changed = before is None or before.get("digest") != after.get("digest")
-        if alias:
-            target_digest = (after or {}).get("digest")
+        target_digest = (after or {}).get("digest")
+        for alias, alias_before in aliases_before.items():
             if alias_before is None or target_digest is None or alias_before.get("digest") != target_digest:
                 result.changed = True
                 result.actions.append(f"copy {name} -> {alias}")
                 if not check_mode:
                     client.copy(name, alias)
-            result.alias = {"name": alias, "digest": target_digest}
+            result.aliases.append({"name": alias, "digest": target_digest})
+        result.alias = result.aliases[0] if result.aliases else None
         if request.keep_alive not in (None, "") and not check_mode and after is not None:
             client.load(name, request.keep_alive)
 

@@ -15,8 +15,16 @@ import string
 from dataclasses import dataclass
 
 DEFAULT_TAG = "latest"
+_SCHEMES = ("https://", "http://")  # Ollama's own parser drops these, nothing else
 _REGISTRY_PREFIXES = ("registry.ollama.ai/", "ollama.com/")
 _LIBRARY_PREFIX = "library/"
+
+
+def _strip_scheme(ref: str) -> str:
+    for scheme in _SCHEMES:
+        if ref.lower().startswith(scheme):
+            return ref[len(scheme):]
+    return ref
 
 # Ollama's name grammar (types/model/name.go): [host/][namespace/]model[:tag]. Every part starts
 # with a letter, digit or '_' and holds only letters, digits, '_', '-' and '.'; a namespace has
@@ -45,7 +53,7 @@ def split_model_name(name: str) -> tuple[str, str]:
     The tag is what follows the last ``:`` of the last path segment, so a registry port
     (``host:5000/ns/model``) is not mistaken for a tag.
     """
-    ref = str(name).strip()
+    ref = _strip_scheme(str(name).strip())
     for prefix in _REGISTRY_PREFIXES:
         if ref.lower().startswith(prefix):
             ref = ref[len(prefix):]
@@ -62,16 +70,20 @@ def split_model_name(name: str) -> tuple[str, str]:
 
 
 def normalize_model_name(name: str) -> str:
-    """Return the canonical Ollama name with its tag: ``llama3`` -> ``llama3:latest``.
+    """Return THE canonical Ollama name with its tag: ``Llama3`` -> ``llama3:latest``.
 
-    Strips surrounding blanks, the ``registry.ollama.ai/`` host and the ``library/`` namespace,
-    and adds ``:latest`` when no tag is given. Case is kept (Ollama tags such as ``q4_K_M`` are
-    mixed case). Raises ValueError for an empty name.
+    The one normaliser of the collection (plan.json keys, pulls, aliases, the gateway's model names;
+    Jinja uses it as the ``pmoves.fleet.ollama_name`` filter). Strips surrounding blanks, an
+    ``http(s)://`` scheme, the ``registry.ollama.ai/`` or ``ollama.com/`` host and the ``library/``
+    namespace, adds ``:latest`` when no tag is given, and lower-cases the result: Ollama compares
+    names case-insensitively (``Name.EqualFold``), stores them under lower-case paths and lists them
+    that way in ``/api/tags``; Hugging Face quantisation tags are case-insensitive too. Raises
+    ValueError for an empty name.
     """
     model, tag = split_model_name(name)
     if not model:
         raise ValueError(f"empty Ollama model name: {name!r}")
-    return f"{model}:{tag}"
+    return f"{model}:{tag}".lower()
 
 
 def _shown(name: str) -> str:
@@ -116,6 +128,9 @@ def validate_model_name(name: object) -> str | None:
     if odd is not None:
         return (f"invalid Ollama model name {shown}: it contains whitespace or a control character ({odd!r}); "
                 f"the form is {_NAME_FORM}")
+    if ".." in ref:
+        return f"invalid Ollama model name {shown}: it contains '..'; the form is {_NAME_FORM}"
+    ref = _strip_scheme(ref)  # Ollama accepts http(s):// in front of a name, as the normaliser does
     if "://" in ref:
         return f"invalid Ollama model name {shown}: write it without a URL scheme, as {_NAME_FORM}"
     lowered = ref.lower()

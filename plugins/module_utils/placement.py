@@ -23,40 +23,69 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ansible_collections.pmoves.fleet.plugins.module_utils import fleet_endpoints
+from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
+    CLASS_GROUPS,
+    FLEET_DEFAULTS,
+    GATEWAY_GROUP,
+    GPU_CLASSES,
+    GPU_STRATEGIES,
+    IMPLICIT_GROUPS,
+    MODEL_FIELDS,
+    MODEL_SERVING_CLASSES,
+    MODEL_STRATEGIES,
+    NODE_CLASSES,
+    PLANNER_DEFAULTS,
+    SERVICE_FIELDS,
+    STRATEGIES,
+    ModelSpec,
+    ServiceSpec,
+    declared_view,
+    gateway_enabled,
+    read_model,
+    read_service,
+)
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.vram import estimate
 
+__all__ = [
+    "CLASS_GROUPS", "GPU_CLASSES", "GPU_STRATEGIES", "MODEL_STRATEGIES", "NODE_CLASSES", "STRATEGIES",
+    "FleetInputs", "PlanError", "PlanOptions", "dumps_plan", "inputs_digest", "plan_fleet",
+]
+
 SCHEMA = 1
-PLANNER_VERSION = "1"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
-CLASS_GROUPS: tuple[tuple[str, str], ...] = (
-    ("gpu_nodes", "gpu"), ("edge_nodes", "edge"), ("apu_nodes", "apu"), ("npu_nodes", "npu"), ("cpu_nodes", "cpu"),
-)
-NODE_CLASSES = tuple(cls for _group, cls in CLASS_GROUPS)
-GPU_CLASSES = frozenset({"gpu", "edge", "apu"})
-GPU_STRATEGIES = ("manual", "vram_based", "latency_optimized", "isolation_first", "balanced")
-MODEL_STRATEGIES = ("spread", "binpack")
-STRATEGIES = GPU_STRATEGIES + MODEL_STRATEGIES
+PLANNER_VERSION = "2"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
 XL_PARAMS_B = 70.0  # "70B+ -> the biggest GPU" (seed 000)
 EDGE_PARAMS_B = 8.0  # "1-8B -> Jetsons" (seed 000)
 
 
 class PlanError(ValueError):
-    """The inputs cannot be planned (bad strategy, malformed catalog entry)."""
+    """The inputs cannot be planned (bad strategy, malformed catalog entry, contradictory endpoints)."""
+
+
+@dataclass
+class FleetInputs:
+    """Fleet-wide settings beyond the catalogs (from pmoves.fleet.common and group_vars/all)."""
+
+    ollama_port: int = FLEET_DEFAULTS["ollama_port"]  # hosts without pmoves_ollama_port
+    gateway_enabled: bool | None = None  # None: true when the inventory declares a gateway group
+    wireguard_network: str = FLEET_DEFAULTS["wireguard_network"]
 
 
 @dataclass
 class PlanOptions:
-    """Knobs of the planner; defaults are what plan.yml uses."""
+    """Knobs of the planner; defaults: fleet_schema.PLANNER_DEFAULTS (what plan.yml uses)."""
 
-    strategy: str = "balanced"
-    gpu_strategy: str | None = None  # default: strategy when it is a GPU strategy, else vram_based
-    model_strategy: str | None = None  # default: strategy when spread/binpack, else spread
-    vram_reserve_mb: int = 512  # kept free per discrete GPU (CUDA context, display); capped at 25 %
-    cpu_ram_share: float = 0.5  # share of RAM a CPU/NPU node gives to cpu_ok models
-    unified_memory_share: float = 0.75  # unified-memory node that reports no GPU entry: share of RAM
-    class_rules: bool = True  # seed 000 placement by size: 70B+ biggest, 1-8B edge, embeddings CPU
+    strategy: str = PLANNER_DEFAULTS["strategy"]
+    gpu_strategy: str | None = PLANNER_DEFAULTS["gpu_strategy"]  # None: strategy when a GPU strategy, else vram_based
+    model_strategy: str | None = PLANNER_DEFAULTS["model_strategy"]  # None: strategy when spread/binpack, else spread
+    vram_reserve_mb: int = PLANNER_DEFAULTS["vram_reserve_mb"]
+    cpu_ram_share: float = PLANNER_DEFAULTS["cpu_ram_share"]
+    unified_memory_share: float = PLANNER_DEFAULTS["unified_memory_share"]
+    class_rules: bool = PLANNER_DEFAULTS["class_rules"]
     warn_planned_share: float = 0.9  # warn when a node is planned above this share
-    sticky: bool = True  # keep still-valid placements of the previous plan
-    pin_fallback: bool = True  # a pin that cannot hold still gets its replica elsewhere
+    sticky: bool = PLANNER_DEFAULTS["sticky"]
+    pin_fallback: bool = PLANNER_DEFAULTS["pin_fallback"]
     repair_budget: int = 400_000  # bound on candidate checks of the repair pass (keeps big fleets fast)
 
     def resolved(self) -> tuple[str, str]:
@@ -80,6 +109,8 @@ class Gpu:
     unified: bool
     services_mb: int = 0
     services: list[str] = field(default_factory=list)
+    uuid: str | None = None
+    vendor: str | None = None
 
 
 @dataclass
@@ -109,9 +140,11 @@ class ModelReq:
     cpu_ok: bool
     params_b: float | None
     kind: str
-    alias: str | None
+    alias: str | None  # the first alias as written in the catalog (contract 2 `alias`)
     estimate_source: str
     order: int
+    aliases: tuple[str, ...] = ()  # every alias, normalised (what the node holds and the gateway serves)
+    keep_alive: str | None = None
 
 
 @dataclass
@@ -124,20 +157,7 @@ class Placement:
     kept: bool = False  # kept from the previous plan: repair never moves it (stickiness)
 
 
-@dataclass
-class ServiceReq:
-    name: str
-    vram_mb: int
-    vram_min_mb: int
-    gpu: bool
-    classes: frozenset[str] | None
-    primary: str | None
-    fallback: list[str]
-    replicas: int
-    gpu_index: int | None
-    latency_critical: bool
-    isolate: bool
-    extra: dict[str, Any]
+ServiceReq = ServiceSpec  # the planner's service record is the schema's
 
 
 # --------------------------------------------------------------------------- nodes
@@ -188,7 +208,9 @@ def build_nodes(hosts: list[dict[str, Any]], options: PlanOptions, warnings: lis
             # the fact already reports the usable share of unified memory: no second discount
             usable = total if unified else total - min(max(reserve, 0), total // 4)
             gpus.append(Gpu(index=_as_int(raw.get("index"), position), name=str(raw.get("name") or "GPU"),
-                            total_mb=total, usable_mb=usable, unified=unified))
+                            total_mb=total, usable_mb=usable, unified=unified,
+                            uuid=str(raw["uuid"]) if raw.get("uuid") else None,
+                            vendor=str(raw["vendor"]) if raw.get("vendor") else None))
         gpus.sort(key=lambda g: g.index)
         gpu_capable = node_class in GPU_CLASSES and bool(gpus)
         if node_class in GPU_CLASSES and not gpus:
@@ -215,65 +237,61 @@ def build_nodes(hosts: list[dict[str, Any]], options: PlanOptions, warnings: lis
 
 # --------------------------------------------------------------------------- catalogs
 
-def parse_models(catalog: list[Any], warnings: list[str]) -> tuple[list[ModelReq], list[dict[str, str]]]:
-    """Normalise the model catalog; non-Ollama entries are returned separately (skipped)."""
+def parse_models(catalog: list[Any], warnings: list[str],
+                 served: dict[str, str] | None = None) -> tuple[list[ModelReq], list[dict[str, str]]]:
+    """Read the model catalog through the schema; non-Ollama entries are returned separately (skipped).
+
+    ``served``: normalised artefact name -> the service that serves it (its ``serves``); such entries
+    are skipped without a warning.
+    """
     models: dict[str, ModelReq] = {}
     skipped: list[dict[str, str]] = []
     for order, raw in enumerate(catalog or []):
-        entry = {"name": raw} if isinstance(raw, str) else dict(raw or {})
-        if not str(entry.get("name") or "").strip():
-            raise PlanError(f"pmoves_models[{order}] has no name: {raw!r}")
-        est = estimate(entry)
-        warnings.extend(est.warnings)
+        try:
+            spec: ModelSpec = read_model(order, raw)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from exc
+        est = estimate({"name": spec.raw_name, "vram_mb": spec.vram_mb, "context": spec.context,
+                        "parallel": spec.parallel, "kv_cache_type": spec.kv_cache_type, "kind": spec.kind,
+                        "params_b": spec.params_b})
+        server = (served or {}).get(spec.name)
         if est.not_ollama is not None:
-            skipped.append({"entry": str(entry["name"]), "reason": f"not an Ollama library model ({est.not_ollama})"})
+            reason = f"not an Ollama library model ({est.not_ollama})"
+            if server:
+                reason = f"served by service {server}, not by Ollama"
+            else:
+                warnings.extend(est.warnings)
+            skipped.append({"entry": spec.raw_name, "reason": reason})
             continue
+        warnings.extend(est.warnings)
         if est.name in models:
             warnings.append(f"model {est.name} is listed more than once in pmoves_models; the first entry is used")
             continue
-        pins_raw = entry.get("pin") or []
-        pins = [str(p) for p in ([pins_raw] if isinstance(pins_raw, str) else pins_raw)]
-        pins = list(dict.fromkeys(pins))
-        wanted = max(_as_int(entry.get("replicas"), 1), 0)
-        if len(pins) > wanted:
-            warnings.append(f"model {est.name}: {len(pins)} pins but replicas {wanted}; wanting {len(pins)}")
-            wanted = len(pins)
+        wanted = spec.replicas
+        if len(spec.pins) > wanted:
+            warnings.append(f"model {est.name}: {len(spec.pins)} pins but replicas {wanted}; wanting {len(spec.pins)}")
+            wanted = len(spec.pins)
         models[est.name] = ModelReq(
-            name=est.name, wanted=wanted, pins=pins, vram_mb=est.vram_mb, cpu_ok=bool(entry.get("cpu_ok", False)),
-            params_b=est.params_b, kind=est.kind, alias=(str(entry["alias"]) if entry.get("alias") else None),
-            estimate_source=est.source, order=order)
+            name=est.name, wanted=wanted, pins=list(spec.pins), vram_mb=est.vram_mb, cpu_ok=spec.cpu_ok,
+            params_b=est.params_b, kind=est.kind, alias=spec.aliases[0] if spec.aliases else None,
+            estimate_source=est.source, order=order, aliases=spec.normalised_aliases, keep_alive=spec.keep_alive)
     return list(models.values()), skipped
 
 
 def parse_services(catalog: list[Any], warnings: list[str]) -> list[ServiceReq]:
     services: list[ServiceReq] = []
     seen: set[str] = set()
-    known = {"name", "vram_mb", "vram_min_mb", "gpu", "classes", "primary", "fallback", "replicas", "gpu_index",
-             "latency_critical", "isolate"}
     for position, raw in enumerate(catalog or []):
-        entry = dict(raw or {})
-        name = str(entry.get("name") or "").strip()
-        if not name:
-            raise PlanError(f"pmoves_services[{position}] has no name: {raw!r}")
-        if name in seen:
-            warnings.append(f"service {name} is listed more than once in pmoves_services; the first entry is used")
+        try:
+            service = read_service(position, raw)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from exc
+        if service.name in seen:
+            warnings.append(f"service {service.name} is listed more than once in pmoves_services; "
+                            "the first entry is used")
             continue
-        seen.add(name)
-        vram = max(_as_int(entry.get("vram_mb")), 0)
-        gpu = bool(entry.get("gpu", vram > 0))
-        vram = vram if gpu else 0  # CPU services plan no VRAM
-        vram_min = min(max(_as_int(entry.get("vram_min_mb"), vram), 0), vram)
-        classes = entry.get("classes")
-        fallback = entry.get("fallback") or []
-        services.append(ServiceReq(
-            name=name, vram_mb=vram, vram_min_mb=vram_min, gpu=gpu,
-            classes=frozenset(str(c) for c in ([classes] if isinstance(classes, str) else classes)) if classes else None,
-            primary=str(entry["primary"]) if entry.get("primary") else None,
-            fallback=[str(h) for h in ([fallback] if isinstance(fallback, str) else fallback)],
-            replicas=max(_as_int(entry.get("replicas"), 1), 0),
-            gpu_index=_as_int(entry["gpu_index"]) if entry.get("gpu_index") is not None else None,
-            latency_critical=bool(entry.get("latency_critical", False)), isolate=bool(entry.get("isolate", False)),
-            extra={k: entry[k] for k in sorted(entry) if k not in known}))
+        seen.add(service.name)
+        services.append(service)
     return services
 
 
@@ -296,8 +314,9 @@ def _admit_service(service: ServiceReq, node: Node, why: str) -> None:
     # adjustable budgets are admitted at their minimum; assign_gpus() sizes them once all are in
     budget = service.vram_min_mb
     node.planned_mb += budget
-    node.services.append({"name": service.name, "gpu_index": None, "vram_mb": budget,
-                          "vram_requested_mb": service.vram_mb, "why": why, **service.extra})
+    node.services.append({"name": service.name, "gpu": service.gpu, "gpu_index": None, "gpu_uuid": None,
+                          "vram_mb": budget, "vram_requested_mb": service.vram_mb, "why": why,
+                          **service.passthrough})
 
 
 def place_services(services: list[ServiceReq], nodes: dict[str, Node], model_strategy: str,
@@ -439,6 +458,7 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
         gpu.services_mb += size
         gpu.services.append(entry["name"])
         entry["gpu_index"] = gpu.index
+        entry["gpu_uuid"] = gpu.uuid
         entry["why"] = f"{entry['why']}; GPU {gpu.index} ({gpu.name}): {why}"
     # Adjustable budgets are sized last, into what the fixed services left (seed 004 auto-adjust).
     remaining_min = sum(catalog[e["name"]].vram_min_mb for e in adjustable)
@@ -460,6 +480,7 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
         node.planned_mb += budget - entry["vram_mb"]
         entry["vram_mb"] = budget
         entry["gpu_index"] = gpu.index
+        entry["gpu_uuid"] = gpu.uuid
         entry["why"] = f"{entry['why']}; GPU {gpu.index} ({gpu.name}): {why}"
     for gpu in gpus:
         if gpu.services_mb > gpu.usable_mb and len(gpu.services) > 1:
@@ -787,18 +808,25 @@ def _previous_pairs(previous: dict[str, Any] | None) -> set[tuple[str, str, str]
 
 
 def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[Any] | None = None,
-               options: PlanOptions | None = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Plan the fleet; returns the plan.json document (contract 2 plus explanations)."""
+               options: PlanOptions | None = None, previous: dict[str, Any] | None = None,
+               fleet: FleetInputs | None = None) -> dict[str, Any]:
+    """Plan the fleet; returns the plan.json document (contract 2 plus explanations).
+
+    ``hosts``: records ``{name, groups, hardware, hardware_source?, vars}`` of every inventory host
+    (``groups``: every group the host is in; ``vars``: the schema's HOST_VARS it sets).
+    """
     options = options or PlanOptions()
+    fleet = fleet or FleetInputs()
     gpu_strategy, model_strategy = options.resolved()
-    digest = inputs_digest(hosts, models, services or [], options)
+    digest = inputs_digest(hosts, models, services or [], options, fleet)
     if previous and options.sticky and previous.get("inputs_digest") == digest and previous.get("schema") == SCHEMA:
         return copy.deepcopy(previous)  # nothing changed: the previous plan is the plan (byte-identical)
     warnings: list[str] = []
     nodes, undiscovered = build_nodes(hosts, options, warnings)
     node_map = {n.name: n for n in nodes}
-    model_reqs, skipped = parse_models(models, warnings)
     service_reqs = parse_services(services or [], warnings)
+    served = {normalize_model_name(artefact): s.name for s in service_reqs for artefact in s.serves}
+    model_reqs, skipped = parse_models(models, warnings, served)
     service_catalog = {s.name: s for s in service_reqs}
 
     services_summary = place_services(service_reqs, node_map, model_strategy, warnings,
@@ -816,12 +844,14 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
         entry: dict[str, Any] = {
             "wanted": model.wanted, "placed": [p.host for p in placements], "vram_mb": model.vram_mb or 0,
             "vram_source": model.estimate_source, "cpu_ok": model.cpu_ok, "kind": model.kind,
-            "why": {p.host: p.why for p in placements},
+            "why": {p.host: p.why for p in placements}, "aliases": list(model.aliases),
         }
         if model.params_b is not None:
             entry["params_b"] = model.params_b
         if model.alias:
             entry["alias"] = model.alias
+        if model.keep_alive is not None:
+            entry["keep_alive"] = model.keep_alive
         if model.pins:
             entry["pin"] = list(model.pins)
         models_out[model.name] = entry
@@ -832,17 +862,24 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
             entry["unplaced_reason"] = reason
             warnings.append(f"model {model.name}: {len(placements)} of {model.wanted} replicas placed ({reason})")
 
+    fleet_out, endpoints = _fleet_section(hosts, nodes, fleet, service_catalog)
+
     nodes_out: dict[str, Any] = {}
     for node in nodes:
         share = node.planned_mb / node.capacity_mb if node.capacity_mb else 0.0
         if node.capacity_mb and share > options.warn_planned_share:
             warnings.append(f"node {node.name} is planned at {round(100 * share)}% of its usable VRAM "
                             f"({node.planned_mb} of {node.capacity_mb} MB)")
+        ollama = dict(endpoints[node.name])
+        ollama["models"] = [{"name": name, "aliases": models_out[name]["aliases"],
+                             **({"keep_alive": models_out[name]["keep_alive"]} if "keep_alive" in models_out[name]
+                                else {})} for name in sorted(node.models)]
+        ollama["gpu_uuids"] = [g.uuid for g in node.gpus if g.uuid and g.vendor == "nvidia"]
         nodes_out[node.name] = {
             "class": node.node_class, "vram_total_mb": node.capacity_mb, "vram_planned_mb": node.planned_mb,
             "models": sorted(node.models), "services": sorted(node.services, key=lambda s: s["name"]),
             "gpu_capable": node.gpu_capable, "models_allowed": node.models_allowed,
-            "hardware_source": node.hardware_source, "gpus": _gpu_breakdown(node),
+            "hardware_source": node.hardware_source, "gpus": _gpu_breakdown(node), "ollama": ollama,
         }
 
     new_pairs = {("model", m, h) for m, e in models_out.items() for h in e["placed"]}
@@ -863,16 +900,61 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
         "unplaced": unplaced,
         "skipped": skipped,
         "undiscovered": undiscovered,
+        "fleet": fleet_out,
         "moved": len(moved),
         "moved_detail": moved,
         "warnings": list(dict.fromkeys(warnings)),
     }
 
 
-def inputs_digest(hosts: list[dict[str, Any]], models: list[Any], services: list[Any], options: PlanOptions) -> str:
-    """sha256 of everything a plan depends on (hosts, catalogs, options, planner version)."""
-    canonical = json.dumps({"hosts": sorted(hosts, key=lambda h: str(h.get("name"))), "models": models,
-                            "services": services, "options": asdict(options), "version": PLANNER_VERSION},
+def _fleet_section(hosts: list[dict[str, Any]], nodes: list[Node], fleet: FleetInputs,
+                   catalog: dict[str, ServiceSpec]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Membership from the inventory groups, the WireGuard address plan and every Ollama endpoint."""
+    names = sorted(str(h["name"]) for h in hosts)
+    groups: dict[str, list[str]] = {}
+    for host in hosts:
+        for group in host.get("groups") or []:
+            if group not in IMPLICIT_GROUPS:
+                groups.setdefault(str(group), []).append(str(host["name"]))
+    groups = {group: sorted(members) for group, members in sorted(groups.items())}
+    gateway_on = gateway_enabled(groups, fleet.gateway_enabled)
+    gateway_hosts = groups.get(GATEWAY_GROUP, []) if gateway_on else []
+    try:
+        wireguard = fleet_endpoints.wireguard_addresses(hosts, fleet.wireguard_network)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+    holders = {n.name for n in nodes if n.models}
+    runs = holders | {n.name for n in nodes if n.node_class in MODEL_SERVING_CLASSES}
+    users: dict[str, list[str]] = {}
+    for node in nodes:
+        for service in node.services:
+            if catalog[service["name"]].uses_ollama:
+                users.setdefault(node.name, []).append(service["name"])
+    planned = [h for h in hosts if str(h["name"]) in {n.name for n in nodes}]
+    endpoints, errors = fleet_endpoints.decide(planned, runs, holders, gateway_hosts, users,
+                                               default_port=fleet.ollama_port, wireguard=wireguard)
+    if errors:
+        raise PlanError("; ".join(errors))
+    fleet_out = {
+        "hosts": names,
+        "groups": groups,
+        "gateway": {"enabled": gateway_on, "hosts": gateway_hosts},
+        "wireguard": {"network": fleet.wireguard_network, "hosts": sorted(wireguard),
+                      "addresses": dict(sorted(wireguard.items()))},
+        "ollama_port": int(fleet.ollama_port),
+    }
+    return fleet_out, endpoints
+
+
+def inputs_digest(hosts: list[dict[str, Any]], models: list[Any], services: list[Any], options: PlanOptions,
+                  fleet: FleetInputs | None = None) -> str:
+    """sha256 of everything a plan depends on (hosts, catalogs, options, fleet settings, planner version)."""
+    # The catalogs as the planner reads them (declared keys only), so the digest and the plan agree.
+    canonical = json.dumps({"hosts": sorted(hosts, key=lambda h: str(h.get("name"))),
+                            "models": [declared_view(m, MODEL_FIELDS) for m in models or []],
+                            "services": [declared_view(s, SERVICE_FIELDS) for s in services or []],
+                            "options": asdict(options),
+                            "fleet": asdict(fleet or FleetInputs()), "version": PLANNER_VERSION},
                            sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -34,7 +34,7 @@ class VramEstimate:
 
     name: str  # normalised name
     vram_mb: int | None  # None: cannot be estimated (needs vram_mb in the catalog)
-    source: str  # catalog | library | tag | none
+    source: str  # catalog | library | tag | params_b | none
     params_b: float | None
     kind: str  # chat | code | vision | reasoning | embedding | unknown
     weights_mb: int = 0
@@ -58,7 +58,9 @@ def weights_from_params_mb(params_b: float, bits: float) -> int:
 
 
 def estimate(entry: dict) -> VramEstimate:
-    """Estimate the VRAM of one catalog entry ``{name, vram_mb?, context?, parallel?, kv_cache_type?}``."""
+    """Estimate the VRAM of one catalog entry ``{name, vram_mb?, context?, parallel?, kv_cache_type?, kind?,
+    params_b?}`` (keys of fleet_schema.MODEL_FIELDS; ``kind`` and ``params_b`` count only for models the
+    built-in table does not know, ``params_b`` only when the tag names no size)."""
     raw_name = str(entry.get("name", "")).strip()
     name = normalize_model_name(raw_name)
     reason = not_ollama_reason(name)
@@ -68,7 +70,10 @@ def estimate(entry: dict) -> VramEstimate:
 
     match = lookup(name)
     family = match.family
-    kind = family.kind if family else "unknown"
+    kind = family.kind if family else str(entry.get("kind") or "unknown")
+    params_b = match.params_b
+    if family is None and params_b is None and entry.get("params_b") is not None:
+        params_b = float(entry["params_b"])
     warnings: list[str] = []
     if family is not None and not match.tag_known:
         warnings.append(f"{raw_name}: tag does not exist in Ollama's library for {family.name}"
@@ -78,10 +83,11 @@ def estimate(entry: dict) -> VramEstimate:
         warnings.append(f"{raw_name} is not in the built-in table of Ollama library models"
                         + (f" (did you mean {match.suggestion}?)" if match.suggestion else "")
                         + ("; estimated from the parameter count in its tag" if match.params_b else
-                           "; set vram_mb in the catalog"))
+                           "; estimated from params_b in the catalog" if params_b else
+                           "; set vram_mb (or params_b) in the catalog"))
 
     if entry.get("vram_mb") is not None:
-        return VramEstimate(name, int(entry["vram_mb"]), "catalog", match.params_b, kind,
+        return VramEstimate(name, int(entry["vram_mb"]), "catalog", params_b, kind,
                             warnings=tuple(warnings))
 
     context = int(entry.get("context") or DEFAULT_CONTEXT)
@@ -109,15 +115,19 @@ def estimate(entry: dict) -> VramEstimate:
         return VramEstimate(name, weights + kv + overhead, "library", match.params_b, kind, weights, kv, overhead,
                             tuple(warnings))
 
-    if match.params_b is not None:
+    if params_b is not None:
         bits = match.quant_bits or _DEFAULT_BITS
-        weights = weights_from_params_mb(match.params_b, bits)
+        weights = weights_from_params_mb(params_b, bits)
+        source = "tag" if match.params_b is not None else "params_b"
+        if kind == "embedding":  # embedding models keep no KV cache and run a small graph
+            return VramEstimate(name, weights + EMBEDDING_OVERHEAD_MB, source, params_b, kind, weights, 0,
+                                EMBEDDING_OVERHEAD_MB, tuple(warnings))
         # Unknown shape: KV cache of a typical GQA model (~0.125 MiB per token per 8B params).
-        kv_per_token = max(0.03, 0.125 * (match.params_b / 8.0) ** 0.5) * KV_BYTES.get(kv_type, 2.0) / 2
+        kv_per_token = max(0.03, 0.125 * (params_b / 8.0) ** 0.5) * KV_BYTES.get(kv_type, 2.0) / 2
         kv = int(kv_per_token * min(context, 131072) * max(parallel, 1))
-        return VramEstimate(name, weights + kv + OVERHEAD_MB, "tag", match.params_b, kind, weights, kv, OVERHEAD_MB,
+        return VramEstimate(name, weights + kv + OVERHEAD_MB, source, params_b, kind, weights, kv, OVERHEAD_MB,
                             tuple(warnings))
     if not any("set vram_mb" in w for w in warnings):
         warnings.append(f"{raw_name}: cannot estimate VRAM (unknown model, no parameter count in the tag); "
-                        "set vram_mb in the catalog")
+                        "set vram_mb (or params_b) in the catalog")
     return VramEstimate(name, None, "none", None, kind, warnings=tuple(warnings))

@@ -22,9 +22,16 @@ description:
   - Same inputs give a byte-identical C(plan.json). With O(sticky), placements of the previous
     C(plan.json) in O(artifacts_dir) that are still valid are kept, so adding a node or a model
     moves as few placements as possible (C(moved) in the plan).
-  - Per-host knobs read from hostvars - C(pmoves_models_allowed) (false - the host takes no models),
-    C(pmoves_vram_reserve_mb), C(pmoves_cpu_ram_share), C(pmoves_unified_memory_share).
-  - See docs/planner.md for the placement rules, the strategies and the catalog fields.
+  - Per-host variables read from hostvars (fleet_schema.HOST_VARS) - C(pmoves_models_allowed) (false - the host
+    takes no models), C(pmoves_vram_reserve_mb), C(pmoves_cpu_ram_share), C(pmoves_unified_memory_share), and the
+    inputs of the Ollama listen decision C(pmoves_ollama_port), C(pmoves_ollama_serve_network),
+    C(pmoves_ollama_bind_all), C(pmoves_listen_address), C(pmoves_mesh_address), C(pmoves_wireguard_enabled),
+    C(pmoves_wireguard_address), C(ansible_host). Every group a host is in is recorded (C(fleet.groups)).
+  - Decides once, per node, where its Ollama listens and who uses it (C(nodes[host].ollama)) - loopback unless
+    another host uses it (the gateway, a C(uses_ollama) service), then the host's mesh or declared address - and
+    fails with the reason when the inventory makes that impossible.
+  - The catalogs, strategies and defaults are those of plugins/module_utils/fleet_schema.py; see docs/planner.md
+    for the placement rules and docs/inventory.md for the catalog fields.
 version_added: "0.1.0"
 author:
   - pmoves.fleet developers (@pmoves)
@@ -36,7 +43,8 @@ options:
   models:
     description:
       - Model catalog (C(pmoves_models)), entries C({name, replicas, pin, vram_mb, context, parallel,
-        kv_cache_type, cpu_ok, alias}). A bare string is a model name with one replica.
+        kv_cache_type, cpu_ok, alias, aliases, kind, params_b, keep_alive}) (fleet_schema.MODEL_FIELDS). A bare
+        string is a model name with one replica.
       - C(vram_mb) when given is final; otherwise it is estimated from the built-in table of Ollama
         library models (weights at the tag's quantisation + KV cache for C(context) x C(parallel) + overhead).
     type: list
@@ -45,7 +53,8 @@ options:
   services:
     description:
       - Service catalog (C(pmoves_services)), entries C({name, vram_mb, vram_min_mb, gpu, classes,
-        primary, fallback, replicas, gpu_index, latency_critical, isolate, port, health}).
+        primary, fallback, replicas, gpu_index, latency_critical, isolate, uses_ollama, serves}) plus the
+        compose keys the roles read (fleet_schema.SERVICE_FIELDS), copied into the node's plan entry.
       - C(vram_min_mb) below C(vram_mb) makes the budget adjustable (seed 004 auto-adjust).
     type: list
     elements: raw
@@ -89,6 +98,17 @@ options:
     description: A pin that cannot hold still gets its replica on another host (the pin failure is a warning).
     type: bool
     default: true
+  ollama_port:
+    description: Ollama port of hosts that set no C(pmoves_ollama_port) (C(pmoves_ollama_port) of pmoves.fleet.common).
+    type: int
+    default: 11434
+  gateway_enabled:
+    description: C(pmoves_gateway_enabled); unset - true when the inventory declares a C(gateway) group.
+    type: bool
+  wireguard_network:
+    description: WireGuard mesh network the members' addresses come from (C(pmoves_wireguard_network)).
+    type: str
+    default: 10.77.0.0/24
   report:
     description: Also write plan.md and plan.html next to plan.json.
     type: bool
@@ -118,7 +138,7 @@ EXAMPLES = r"""
     artifacts_dir: "{{ pmoves_artifacts_dir }}"
     models: "{{ pmoves_models | default([]) }}"
     services: "{{ pmoves_services | default([]) }}"
-    strategy: "{{ pmoves_strategy | default('balanced') }}"
+    strategy: "{{ pmoves_strategy | default(omit) }}"
 
 - name: Plan | fewest nodes, services by VRAM
   pmoves.fleet.fleet_plan:
@@ -147,10 +167,19 @@ plan:
       description: The strategy asked for.
       type: str
     nodes:
-      description: Per host - class, vram_total_mb, vram_planned_mb, models, services (name, gpu_index, vram_mb, why), gpus.
+      description:
+        - Per host - class, vram_total_mb, vram_planned_mb, models, services (name, gpu, gpu_index, gpu_uuid, vram_mb,
+          why, the compose keys), gpus.
+        - C(ollama) - runs, network, listen, port, address, address_source, url (for other hosts), local_url,
+          client_url (the Ollama this node's clients use), consumers, models (C({name, aliases, keep_alive})), gpu_uuids.
       type: dict
     models:
-      description: Per normalised model name - wanted, placed hosts, vram_mb, why per host.
+      description: Per normalised model name - wanted, placed hosts, vram_mb, why per host, alias (as written), aliases
+        (normalised), kind, keep_alive.
+      type: dict
+    fleet:
+      description: Membership from the inventory - hosts, groups, gateway (enabled, hosts), wireguard (network, hosts,
+        addresses), ollama_port.
       type: dict
     unplaced:
       description: One entry per model short of replicas - model, missing, reason.

@@ -30,14 +30,15 @@ options:
   name:
     description:
       - Model name as Ollama knows it, for example C(qwen2.5-coder:32b). Without a tag, C(:latest) is meant.
-      - The C(registry.ollama.ai/library/) prefix is accepted and stripped.
+      - The C(registry.ollama.ai/library/) or C(ollama.com/library/) prefix is accepted and stripped; names are
+        compared and reported in lower case, as Ollama compares and lists them.
     type: str
     required: true
   state:
     description:
       - C(present) pulls the model when it is missing.
       - C(latest) pulls again and reports a change only when the model's digest changed.
-      - C(absent) deletes the model (and I(alias), when given).
+      - C(absent) deletes the model (and I(alias) and I(aliases), when given).
     type: str
     choices: [present, absent, latest]
     default: present
@@ -72,6 +73,13 @@ options:
         C(XL-LOC-FRE-qwen2.5-coder-32b)). Re-pointed when the model's digest changes; deleted with
         I(state=absent).
     type: str
+  aliases:
+    description:
+      - More additional names, handled like I(alias).
+    type: list
+    elements: str
+    default: []
+    version_added: "0.3.0"
   retries:
     description:
       - How many times a pull that broke off (connection lost, stream cut, C(max retries exceeded))
@@ -154,10 +162,16 @@ model:
       type: int
       sample: 4661224676
 alias:
-  description: The alias and the digest it points at, when I(alias) was given and state is not absent.
-  returned: when alias is given
+  description: The first alias and the digest it points at, when I(alias) or I(aliases) was given and state is not absent.
+  returned: when an alias is given
   type: dict
-  sample: {"name": "XL-LOC-FRE-qwen2.5-coder-32b:latest", "digest": "365c0bd3..."}
+  sample: {"name": "xl-loc-fre-qwen2.5-coder-32b:latest", "digest": "365c0bd3..."}
+aliases:
+  description: Every alias (normalised) and the digest it points at.
+  returned: when an alias is given
+  type: list
+  elements: dict
+  version_added: "0.3.0"
 actions:
   description: API operations performed (or, in check mode, that would be performed).
   returned: always
@@ -204,6 +218,7 @@ def main() -> None:
             "pull_timeout": {"type": "float", "default": 3600},
             "keep_alive": {"type": "str"},
             "alias": {"type": "str"},
+            "aliases": {"type": "list", "elements": "str", "default": []},
             "retries": {"type": "int", "default": 3},
             "retry_delay": {"type": "float", "default": 2},
             "models_dir": {"type": "path"},
@@ -221,6 +236,7 @@ def main() -> None:
         name=params["name"],
         state=params["state"],
         alias=params["alias"],
+        aliases=tuple(params["aliases"]),
         keep_alive=params["keep_alive"],
         retries=max(0, params["retries"]),
         retry_delay=max(0.0, params["retry_delay"]),
@@ -245,6 +261,8 @@ def main() -> None:
     }
     if result.alias is not None:
         output["alias"] = result.alias
+    if result.aliases:
+        output["aliases"] = result.aliases
     if module._diff and result.diff:
         output["diff"] = result.diff
     module.exit_json(**output)

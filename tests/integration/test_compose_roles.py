@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import fleet_view, node_plan
 from test_compose_apply import IMAGE, ensure_busybox_image
 
 pytestmark = pytest.mark.integration
@@ -61,13 +62,16 @@ def test_cpu_node_env_and_compose_converge_and_are_idempotent(tmp_path):
     hardware = PMOVES["hardware"]["pmoves-vps-kvm4-1"]
     catalog = [{"name": "hi-rag-cpu", "vram_mb": 0, "gpu": False, "image": IMAGE, "port": port, "container_port": 8080,
                 "command": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"], "health": "/index.html"}]
+    # The plan as apply_plan.yml hands it over (pmoves_node_plan, pmoves_fleet_plan): the roles read no file.
     plan = {"schema": 1, "strategy": "balanced", "nodes": {
-        "localhost": {"class": "cpu", "models": [], "services": [{"name": "hi-rag-cpu"}]},
-        "pmoves-5090": {"class": "gpu", "models": ["qwen2.5:32b"], "services": []}}}
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+        "localhost": {"class": "cpu", "models": [], "services": [{"name": "hi-rag-cpu"}],
+                      "ollama": {"client_url": "http://10.8.0.10:11434"}},
+        "pmoves-5090": {"class": "gpu", "models": ["qwen2.5:32b"], "services": [],
+                        "ollama": {"client_url": "http://127.0.0.1:11434", "url": "http://10.8.0.10:11434"}}}}
     cfg = tmp_path / "etc"
     variables = {
-        "pmoves_hardware": hardware, "pmoves_services": catalog, "pmoves_artifacts_dir": str(tmp_path),
+        "pmoves_hardware": hardware, "pmoves_services": catalog,
+        "pmoves_node_plan": node_plan(plan, "localhost"), "pmoves_fleet_plan": fleet_view(plan),
         "pmoves_nats_url": "nats://10.8.0.2:4222",
         "pmoves_node_env_config_dir": str(cfg), "pmoves_node_env_secrets": {"HF_TOKEN": "hf_pmoves_secret_value"},
         "pmoves_node_env_addresses": {"pmoves-5090": "10.8.0.10"},

@@ -59,3 +59,39 @@ def test_good_seed_inventories_pass_validation(tmp_path: Path):
             continue
         result = run("validate.yml", REPO / "inventories" / fleet / "hosts.yml", cache=tmp_path)
         assert result.returncode == 0, f"{fleet}: {result.stdout[-2000:]}"
+
+
+CONTRADICTORY = """
+all:
+  vars:
+    pmoves_models: ["ollama.com/library/Qwen2.5:0.5B", {name: nomic-embed-text, alias: "S LOC", replica: 2}]
+  children:
+    gpu_nodes:
+      hosts:
+        gpu-a: {ansible_host: 192.0.2.10, pmoves_ollama_serve_network: false}
+        gpu-b: {ansible_host: 127.0.0.1}
+    cpu_nodes:
+      hosts:
+        vps: {ansible_host: 192.0.2.11}
+    gateway:
+      hosts:
+        vps:
+"""
+
+
+def test_an_ollama_the_gateway_cannot_reach_fails_validation_before_any_host(tmp_path: Path):
+    """The gateway on vps uses the GPU nodes' Ollama: one may not serve the network, the other has only a loopback
+    address. Both are refused with the reason, with the catalog's typo and bad alias, before discovery."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(CONTRADICTORY)
+    result = run("site.yml", inventory, cache=tmp_path)
+    out = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0
+    for expected in ("host gpu-a: pmoves_ollama_serve_network is false, but its Ollama is used from other hosts "
+                     "(vps (gateway))",
+                     "host gpu-b: its Ollama must serve other hosts (vps) but its address '127.0.0.1' (from "
+                     "ansible_host) is loopback",
+                     "pmoves_models[1] (nomic-embed-text): unknown key 'replica' (known keys: name, replicas,",
+                     "alias 'S LOC' is not a valid Ollama name", "nothing was changed on any host"):
+        assert expected in out, out[-3000:]
+    assert "UNREACHABLE" not in out and "Discover |" not in out

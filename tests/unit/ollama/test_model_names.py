@@ -53,7 +53,7 @@ def test_valid_names(name):
         ("a/../b", "'..'"),
         ("a:", "its tag is empty"),
         ("a/b/c/d", "too many '/' parts"),
-        ("https://hf.co/a/b", "URL scheme"),
+        ("ftp://hf.co/a/b", "URL scheme"),
         ("a..b", "'..'"),
         ("-model", "must start with a letter"),
         (".hidden", "must start with a letter"),

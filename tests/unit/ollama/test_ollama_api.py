@@ -113,7 +113,7 @@ def test_present_pulls_a_missing_model_then_never_again(emulator):
 def test_check_mode_reports_the_pull_and_sends_none(emulator):
     result, client = ensure(emulator, check_mode=True, name="qwen2.5:0.5b", alias="XS-LOC-FRE-qwen2.5-0.5b")
     assert result.changed
-    assert result.actions == ["pull qwen2.5:0.5b", "copy qwen2.5:0.5b -> XS-LOC-FRE-qwen2.5-0.5b:latest"]
+    assert result.actions == ["pull qwen2.5:0.5b", "copy qwen2.5:0.5b -> xs-loc-fre-qwen2.5-0.5b:latest"]
     assert set(client.calls) == {"GET /api/tags"}
     assert emulator.get("/api/tags")["models"] == []
     assert not (emulator.models / "manifests").exists() or not any((emulator.models / "manifests").rglob("*.*"))
@@ -195,13 +195,24 @@ def test_alias_is_created_once_and_removed_with_the_model(emulator):
     first, _client = ensure(emulator, name="qwen2.5-coder:32b", alias=alias)
     assert first.changed
     names = {m["name"]: m["digest"] for m in emulator.get("/api/tags")["models"]}
-    assert names[f"{alias}:latest"] == names["qwen2.5-coder:32b"]
+    # The alias is created under its normalised (lower-case) name, as plan.json and the gateway name it.
+    assert names[f"{alias.lower()}:latest"] == names["qwen2.5-coder:32b"]
     again, client = ensure(emulator, name="qwen2.5-coder:32b", alias=alias)
     assert not again.changed
     assert "POST /api/copy" not in client.calls
     gone, _client = ensure(emulator, name="qwen2.5-coder:32b", alias=alias, state="absent")
     assert gone.changed
     assert emulator.get("/api/tags")["models"] == []
+
+
+def test_every_alias_of_a_list_is_created_and_an_upper_case_request_matches(emulator):
+    first, _client = ensure(emulator, name="Registry.Ollama.AI/library/Qwen2.5-Coder:32B", aliases=("Team-Coder", "coder"))
+    assert first.changed and first.model["name"] == "qwen2.5-coder:32b"
+    names = sorted(m["name"] for m in emulator.get("/api/tags")["models"])
+    assert names == ["coder:latest", "qwen2.5-coder:32b", "team-coder:latest"]
+    assert [a["name"] for a in first.aliases] == ["team-coder:latest", "coder:latest"]
+    again, client = ensure(emulator, name="qwen2.5-coder:32b", aliases=("TEAM-CODER", "Coder:latest"))
+    assert not again.changed and "POST /api/copy" not in client.calls and "POST /api/pull" not in client.calls
 
 
 def test_a_model_that_does_not_fit_fails_before_writing_it(emulator, tmp_path):
@@ -236,3 +247,13 @@ def test_show_returns_none_for_a_missing_model(emulator):
     assert client.show("nothing-here") is None
     ensure(emulator, name="nomic-embed-text")
     assert "embedding" in client.show("nomic-embed-text")["capabilities"]
+
+
+def test_keep_alive_warms_up_chat_and_embedding_models(emulator):
+    """Catalog `keep_alive`: loaded after the pull; embedding models (no /api/generate) through /api/embed."""
+    for name in ("tinyllama", "nomic-embed-text"):
+        result, client = ensure(emulator, name=name, keep_alive="10m")
+        assert result.changed and not result.warnings
+        assert client.calls.get("POST /api/generate" if name == "tinyllama" else "POST /api/embed") == 1
+    loaded = sorted(m["name"] for m in emulator.get("/api/ps")["models"])
+    assert loaded == ["nomic-embed-text:latest", "tinyllama:latest"]

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import HOST_VARS, IMPLICIT_GROUPS
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
-from ansible_collections.pmoves.fleet.plugins.module_utils.placement import CLASS_GROUPS, GPU_CLASSES
+from ansible_collections.pmoves.fleet.plugins.module_utils.placement import GPU_CLASSES
 
 REPO = Path(__file__).resolve().parents[3]
 SEED_INVENTORIES = ("pmoves", "forge", "gpu-mesh", "homelab", "workstation")
-HOST_KNOBS = ("pmoves_models_allowed", "pmoves_vram_reserve_mb", "pmoves_cpu_ram_share", "pmoves_unified_memory_share")
 
 
 def load_inventory(name: str) -> dict[str, Any]:
@@ -39,9 +39,10 @@ def load_inventory(name: str) -> dict[str, Any]:
         hv = hostvars[host]
         hosts.append({
             "name": host,
-            "groups": [g for g, _cls in CLASS_GROUPS if host in groups.get(g, [])],
+            # As the fleet_plan action records them: every group (not all/ungrouped), the schema's HOST_VARS.
+            "groups": sorted(g for g, members in groups.items() if host in members and g not in IMPLICIT_GROUPS),
             "hardware": hv.get("pmoves_hardware"),
-            "vars": {k: hv[k] for k in HOST_KNOBS if k in hv},
+            "vars": {k: hv[k] for k in HOST_VARS if hv.get(k) is not None},
             "all_groups": sorted(g for g, members in groups.items() if host in members),
         })
     any_vars = next(iter(hostvars.values()))

@@ -131,16 +131,68 @@ def test_declared_class_disagreeing_with_group_is_a_warning():
                for w in result.warnings)
 
 
-def test_typos_and_repeats_are_warnings_not_errors():
-    fleet = _with(pmoves_models=[{"name": "llama3", "replica": 2}, {"name": "llama3:latest"}],
+def test_repeats_are_warnings_not_errors():
+    fleet = _with(pmoves_models=[{"name": "llama3"}, {"name": "llama3:latest"}],
                   pmoves_services=[{"name": "a", "vram_mb": 0, "model": "x"}, {"name": "a", "vram_mb": 1}])
     result = run(fleet=fleet)
     assert result.ok, result.errors
     text = " | ".join(result.warnings)
-    assert "unknown keys replica" in text
     assert "repeats pmoves_models[0]" in text
     assert "pmoves_services[1] (a) is listed more than once" in text
-    assert "model" not in text.replace("pmoves_models", "")  # services may carry extra keys for their roles
+
+
+@pytest.mark.parametrize(("fleet", "expected"), [
+    # A typo is an error naming the entry and listing the known keys (it used to be ignored with a warning).
+    (_with(pmoves_models=[{"name": "llama3", "replica": 2}]),
+     "pmoves_models[0] (llama3): unknown key 'replica' (known keys: name, replicas, pin,"),
+    (_with(pmoves_services=[{"name": "tts", "vram_mb": 1, "imgae": "x"}]),
+     "pmoves_services[0] (tts): unknown key 'imgae' (known keys: name, vram_mb,"),
+    # Keys earlier releases accepted and nobody read are refused with the reason.
+    (_with(pmoves_models=[{"name": "qwen2.5:32b", "quant": "q4_K_M"}]), "key 'quant' is not accepted: the quantisation"),
+    (_with(pmoves_models=[{"name": "a", "tags": ["x"]}]), "key 'tags' is not accepted"),
+    # Types of the keys the planner now reads.
+    (_with(pmoves_models=[{"name": "a", "parallel": 0}]), "parallel must be a positive integer"),
+    (_with(pmoves_models=[{"name": "a", "kv_cache_type": "q5"}]), "kv_cache_type must be one of f16, q8_0, q4_0"),
+    (_with(pmoves_models=[{"name": "a", "kind": "llm"}]), "kind must be one of chat, code, vision"),
+    (_with(pmoves_models=[{"name": "a", "params_b": "big"}]), "params_b must be a number"),
+    (_with(pmoves_models=[{"name": "a", "keep_alive": "soon"}]), "keep_alive must be an Ollama duration"),
+    (_with(pmoves_models=[{"name": "a", "aliases": "x y"}]), "alias 'x y' is not a valid Ollama name"),
+    # Ollama's name grammar for names and aliases; the same rules for service names.
+    (_with(pmoves_models=["qwen 2.5"]), "name is not a valid Ollama model name"),
+    (_with(pmoves_models=[{"name": "../x"}]), "contains '..'"),
+    (_with(pmoves_models=[{"name": "a", "alias": "S LOC"}]), "alias 'S LOC' is not a valid Ollama name"),
+    (_with(pmoves_services=[{"name": "my service", "vram_mb": 0}]), "contains whitespace"),
+    (_with(pmoves_services=[{"name": "a..b", "vram_mb": 0}]), "contains '..'"),
+    (_with(pmoves_gpu_strategy="spread"), "pmoves_gpu_strategy is 'spread'"),
+    (_with(pmoves_cpu_ram_share=3), "pmoves_cpu_ram_share must be a number between 0 and 1"),
+])
+def test_unknown_keys_types_and_names_are_errors(fleet, expected):
+    result = run(fleet=fleet)
+    assert any(expected in error for error in result.errors), result.errors
+
+
+def test_a_remote_gateway_and_a_loopback_only_ollama_are_refused():
+    """The gateway on vps uses the model nodes' Ollama: serve_network false or a loopback address is refused."""
+    result = run(hostvars={"gpu-a": {"pmoves_ollama_serve_network": False}})
+    assert any(e.startswith("host gpu-a: pmoves_ollama_serve_network is false, but its Ollama is used from other "
+                            "hosts (vps (gateway))") for e in result.errors), result.errors
+    result = run(hostvars={"jetson": {"ansible_host": "127.0.0.1"}})
+    assert any(e.startswith("host jetson: its Ollama must serve other hosts (vps)") and "loopback" in e
+               for e in result.errors), result.errors
+    # No remote consumer: loopback is fine, and so is serve_network false.
+    without = {k: v for k, v in GOOD_GROUPS.items() if k != "gateway"}
+    assert run(groups=without, hostvars={"gpu-a": {"pmoves_ollama_serve_network": False,
+                                                   "ansible_host": "127.0.0.1"}}).ok
+    # The gateway on a model node itself needs nothing from that node's network.
+    same = dict(GOOD_GROUPS, gateway=["gpu-a"])
+    assert not any("gpu-a:" in e for e in run(groups=same, hostvars={"gpu-a": {"pmoves_ollama_serve_network": False}})
+                   .errors)
+
+
+def test_host_variables_are_typed():
+    result = run(hostvars={"gpu-a": {"pmoves_ollama_serve_network": "yes", "pmoves_ollama_port": 0}})
+    assert "host gpu-a: pmoves_ollama_serve_network must be true or false, got 'yes'" in result.errors
+    assert any("host gpu-a: pmoves_ollama_port must be an integer 1-65535" in e for e in result.errors)
 
 
 def test_integer_strings_from_extra_vars_are_accepted():
