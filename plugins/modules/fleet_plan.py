@@ -98,6 +98,12 @@ options:
     description: A pin that cannot hold still gets its replica on another host (the pin failure is a warning).
     type: bool
     default: true
+  offload_ram_share:
+    description:
+      - Share of RAM a discrete-GPU node lets Ollama spill layers into when a model exceeds the VRAM left by services
+        and resident models (a host's C(pmoves_ollama_offload_mb) wins; unified-memory and CPU nodes spill nothing).
+    type: float
+    default: 0.75
   ollama_port:
     description: Ollama port of hosts that set no C(pmoves_ollama_port) (C(pmoves_ollama_port) of pmoves.fleet.common).
     type: int
