@@ -21,6 +21,7 @@ import bisect
 import copy
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,7 +50,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
     read_model,
     read_service,
 )
-from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import lookup, normalize_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.vram import estimate
 
 __all__ = [
@@ -182,6 +183,20 @@ class ModelReq:
     estimate_entry: dict[str, Any] = field(default_factory=dict)  # re-estimated per node Ollama environment
     fixed_vram: bool = False  # vram_mb given in the catalog: final on every node
     sizes: dict[tuple[int | None, int | None, str | None], int] = field(default_factory=dict)
+    nominal_b: float | None = None  # the size its tag names ("8b" -> 8.0; qwen3:8b has 8.2B): host size classes
+
+
+_SIZE_LABEL = re.compile(r"^(\d+(?:\.\d+)?)([bm])$")
+
+
+def nominal_params_b(name: str, params_b: float | None) -> float | None:
+    """The size a user means by a tag ("8b" -> 8.0), for the size classes of host intent; else params_b."""
+    match = lookup(name)
+    label = _SIZE_LABEL.match(str(match.size_label or "").lower())
+    if label:
+        value = float(label.group(1))
+        return value if label.group(2) == "b" else value / 1000
+    return params_b
 
 
 @dataclass
@@ -339,7 +354,7 @@ def parse_models(catalog: list[Any], warnings: list[str],
             pin_sources={host: "catalog" for host in spec.pins},
             estimate_entry={"name": spec.raw_name, "context": spec.context, "parallel": spec.parallel,
                             "kv_cache_type": spec.kv_cache_type, "kind": spec.kind, "params_b": spec.params_b},
-            fixed_vram=spec.vram_mb is not None,
+            fixed_vram=spec.vram_mb is not None, nominal_b=nominal_params_b(est.name, est.params_b),
             sizes={(None, None, None): est.vram_mb} if est.vram_mb is not None else {})
     return list(models.values()), skipped
 
@@ -515,9 +530,25 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
         fitting = [g for g in gpus if free(g) >= size]  # vram_based
         return most_free(fitting or gpus), "vram_based: largest first, onto the GPU with most free VRAM"
 
+    # vram_based is seed 004's "sort by VRAM desc, assign to the GPU with most free space" over every
+    # service, adjustable ones at their requested budget (trimmed below): so the small services stay on
+    # GPU 0 next to the LLM as in the seed's example, and the Model Zoo gets GPU 1.
+    chosen: dict[str, tuple[Gpu, str]] = {}
+    if gpu_strategy == "vram_based" and adjustable:
+        taken = {g.index: g.services_mb for g in gpus}
+        for entry in sorted(gpu_services, key=lambda s: (-s["vram_requested_mb"], s["name"])):
+            if catalog[entry["name"]].gpu_index is not None:
+                continue
+            size = entry["vram_requested_mb"]
+            fitting = [g for g in gpus if g.usable_mb - taken[g.index] >= size]
+            gpu = max(fitting or gpus, key=lambda g: (g.usable_mb - taken[g.index], -g.index))
+            taken[gpu.index] += size
+            chosen[entry["name"]] = (gpu, "vram_based: largest first (requested budgets), onto the GPU with most "
+                                          "free VRAM")
+
     for entry in fixed:
         size = entry["vram_mb"]
-        gpu, why = choose(entry, size)
+        gpu, why = chosen.get(entry["name"]) or choose(entry, size)
         if size > free(gpu):
             warnings.append(f"{entry['name']} ({_gb(size)}) exceeds free VRAM of GPU {gpu.index} on {node.name} "
                             f"({gpu.name}, {_gb(max(free(gpu), 0))} free of {_gb(gpu.usable_mb)} usable)")
@@ -532,7 +563,7 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
     for entry in adjustable:
         req = catalog[entry["name"]]
         remaining_min -= req.vram_min_mb
-        gpu, why = choose(entry, req.vram_min_mb)
+        gpu, why = chosen.get(entry["name"]) or choose(entry, req.vram_min_mb)
         budget = min(req.vram_mb, max(free(gpu), req.vram_min_mb), node_free - remaining_min)
         budget = max(budget, req.vram_min_mb)
         node_free -= budget
@@ -601,9 +632,9 @@ class _ModelPlanner:
             return f"{node.name} takes no models (pmoves_models_allowed: false)"
         if not node.gpu_capable and not model.cpu_ok:
             return f"{node.name} is a {node.node_class} node without GPU and {model.name} is not cpu_ok"
-        if node.max_params_b is not None and model.params_b is not None and model.params_b > node.max_params_b:
+        if node.max_params_b is not None and model.nominal_b is not None and model.nominal_b > node.max_params_b:
             return (f"{node.name} holds models up to {node.max_params_b:g}B (pmoves_models_max_params_b), "
-                    f"{model.name} has {model.params_b:g}B")
+                    f"{model.name} has {model.nominal_b:g}B")
         if model.vram_mb is None:
             return None
         size = self.size(model, node)
@@ -645,11 +676,12 @@ class _ModelPlanner:
         for low, high, kinds in node.prefer:
             if kinds is not None and model.kind not in kinds:
                 continue
-            if (low is not None or high is not None) and model.params_b is None:
+            size = model.nominal_b
+            if (low is not None or high is not None) and size is None:
                 continue
-            if low is not None and model.params_b < low:
+            if low is not None and size < low:
                 continue
-            if high is not None and model.params_b > high:
+            if high is not None and size > high:
                 continue
             return True
         return False
@@ -687,7 +719,7 @@ class _ModelPlanner:
         cpu_ok = model.cpu_ok
         name = model.name
         resident = model.resident
-        params = model.params_b
+        params = model.nominal_b
         disk = model.disk_mb
         for node in self.nodes:
             if (not node.models_allowed or name in node.models or (not cpu_ok and not node.gpu_capable)
@@ -1209,7 +1241,7 @@ def _node_capacity(node: Node, warnings: list[str], options: PlanOptions) -> dic
         if spill > 0:
             warnings.append(f"model {placement.model} on {node.name}: {placement.vram_mb} MB when loaded, {max(left, 0)} "
                             f"MB VRAM left by services and resident models; Ollama spills {spill} MB to RAM "
-                            f"(expected slowdown: about {_slowdown(spill, placement.vram_mb):.0f}x slower generation)")
+                            f"(expected slowdown: about {_slowdown(spill, placement.vram_mb):.1f}x slower generation)")
     context, parallel, kv_type = node.env
     return {
         "reserved_mb": node.planned_mb,
