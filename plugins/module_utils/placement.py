@@ -143,6 +143,7 @@ class Node:
     on_demand: list[int] = field(default_factory=list)  # sizes of the on-demand models held, ascending
     held_mb: int = 0  # sum of on_demand
     services_mb: int = 0  # VRAM of the services (set once they are assigned)
+    top: tuple[int, int] = (0, 0)  # top_on_demand(), kept current by the planner
 
     @property
     def free_mb(self) -> int:
@@ -159,6 +160,11 @@ class Node:
         if size > top[0]:
             return self.planned_mb + sum(top) - top[0] + size
         return self.planned_mb + sum(top)
+
+    def top_on_demand(self) -> tuple[int, int]:
+        """(sum of the max_loaded largest on-demand models, the smallest of them; 0 when fewer are held)."""
+        top = self.on_demand[-self.max_loaded:]
+        return sum(top), (top[0] if len(top) == self.max_loaded else 0)
 
 
 @dataclass
@@ -613,6 +619,7 @@ class _ModelPlanner:
     def size(self, model: ModelReq, node: Node) -> int:
         """VRAM of the model when loaded on this node: the estimate at the node's Ollama settings."""
         if model.fixed_vram or model.vram_mb is None:
+            model.sizes[node.env] = model.vram_mb or 0
             return model.vram_mb or 0
         cached = model.sizes.get(node.env)
         if cached is None:
@@ -712,6 +719,7 @@ class _ModelPlanner:
         return text
 
     def best_node(self, model: ModelReq, exclude: str | None = None) -> Node | None:
+        # The hot loop of big fleets (1000 nodes x 500 models): per-node values are looked up, not recomputed.
         xl = self.options.class_rules and model.params_b is not None and model.params_b >= XL_PARAMS_B
         spread = self.strategy == "spread"
         best_key = None
@@ -721,6 +729,9 @@ class _ModelPlanner:
         resident = model.resident
         params = model.nominal_b
         disk = model.disk_mb
+        sizes = model.sizes
+        neutral = len(model.fallback) + 1  # preference of a host that neither is a fallback nor prefers it
+        tiers: dict[tuple[str, bool], int] = {}
         for node in self.nodes:
             if (not node.models_allowed or name in node.models or (not cpu_ok and not node.gpu_capable)
                     or node.name == exclude):
@@ -729,15 +740,20 @@ class _ModelPlanner:
                 continue
             if node.disk_mb is not None and node.disk_used_mb + disk > node.disk_mb:
                 continue
-            size = self.size(model, node)
+            size = sizes.get(node.env)
+            if size is None:
+                size = self.size(model, node)
             free = node.capacity_mb - node.planned_mb
             if resident:
                 if free < size or (node.on_demand and node.on_demand[-1] > free - size + node.offload_mb):
                     continue
             elif size > free + node.offload_mb:
                 continue
-            pref = self.preference(model, node)
-            tier = self.tier(model, node)
+            pref = self.preference(model, node) if (node.prefer or model.fallback) else neutral
+            tier_key = (node.node_class, node.gpu_capable)
+            tier = tiers.get(tier_key)
+            if tier is None:
+                tier = tiers[tier_key] = self.tier(model, node)
             if resident:  # the planner before on-demand serving, unchanged (an all-resident catalog plans as before)
                 if xl:  # discrete GPU nodes first (seed 000: 70B+ on the 5090), biggest first
                     key = (pref, tier, node.node_class != "gpu", -node.capacity_mb, node.planned_mb, node.name)
@@ -748,7 +764,8 @@ class _ModelPlanner:
             else:
                 # on demand: never spill when a node without spilling exists, then keep the peak within VRAM
                 spills = size > free
-                over = node.peak_with(size) > node.capacity_mb
+                top_sum, top_min = node.top
+                over = node.planned_mb + top_sum + (size - top_min if size > top_min else 0) > node.capacity_mb
                 if xl:
                     key = (pref, tier, spills, node.node_class != "gpu", -node.capacity_mb, over, node.held_mb,
                            node.name)
@@ -770,6 +787,7 @@ class _ModelPlanner:
         else:
             bisect.insort(node.on_demand, placement.vram_mb)
             node.held_mb += placement.vram_mb
+            node.top = node.top_on_demand()
         node.disk_used_mb += placement.disk_mb
         self.placed[model.name].append(placement)
 
@@ -782,6 +800,7 @@ class _ModelPlanner:
         else:
             bisect.insort(node.on_demand, placement.vram_mb)
             node.held_mb += placement.vram_mb
+            node.top = node.top_on_demand()
         node.disk_used_mb += placement.disk_mb
 
     def unplace(self, placement: Placement) -> None:
@@ -792,6 +811,7 @@ class _ModelPlanner:
         else:
             node.on_demand.remove(placement.vram_mb)
             node.held_mb -= placement.vram_mb
+            node.top = node.top_on_demand()
         node.disk_used_mb -= placement.disk_mb
         self.placed[placement.model].remove(placement)
 
@@ -875,6 +895,8 @@ class _ModelPlanner:
                 best_state = (count, self.snapshot())
             if all(len(self.placed[m.name]) >= self.target(m) or m.vram_mb is None for m in self.models):
                 break
+            if order == "rounds" and not any(self._could_grow(m) for m in self._short()):
+                break  # every short model is short of eligible hosts: no other order places more
         self.restore(best_state[1])
         self.repair()
 
@@ -889,6 +911,7 @@ class _ModelPlanner:
             node.planned_mb, models, on_demand, node.held_mb, node.disk_used_mb = nodes[node.name]
             node.models = dict(models)
             node.on_demand = list(on_demand)
+            node.top = node.top_on_demand()
         self.placed = {name: list(places) for name, places in placed.items()}
 
     def greedy(self, order: str) -> None:
@@ -908,6 +931,10 @@ class _ModelPlanner:
                 stuck.add(model.name)
                 continue
             self.place(model, node, self.stand_in(model) + self.greedy_why(model, node))
+
+    def _could_grow(self, model: ModelReq) -> bool:
+        """True when some host without a replica could hold the model on an otherwise empty fleet."""
+        return any(model.name not in node.models and self.eligible(model, node) is None for node in self.nodes)
 
     def target(self, model: ModelReq) -> int:
         """Replicas to place: all wanted, or without the failed pins when they may not fall back."""
