@@ -173,3 +173,38 @@ def test_intent_is_sticky_and_deterministic() -> None:
     assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
     grown = plan_fleet([*hosts, _gpu("n9", 32607)], [*catalog, {"name": "mistral"}], [], previous=first)
     assert grown["moved"] == 0
+
+
+def test_the_ollama_roles_tier_defaults_are_the_planners() -> None:
+    """roles/ollama/defaults/main.yml and fleet_schema.OLLAMA_CLASS_DEFAULTS are one table (the estimate reads it)."""
+    import yaml
+    from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import OLLAMA_CLASS_DEFAULTS
+
+    defaults = yaml.safe_load((REPO / "roles" / "ollama" / "defaults" / "main.yml").read_text())
+    assert defaults["pmoves_ollama_class_defaults"] == OLLAMA_CLASS_DEFAULTS
+
+
+@pytest.mark.parametrize(("host_vars", "message"), [
+    ({"pmoves_models_prefer": [{"min_params_b": "big"}]}, "pmoves_models_prefer[0]: min_params_b must be a number"),
+    ({"pmoves_models_prefer": [{"kinds": ["huge"]}]}, "kinds must be a list of"),
+    ({"pmoves_models_prefer": [{"size": 3}]}, "unknown key 'size'"),
+    ({"pmoves_models_prefer": {"min_params_b": 70}}, "must be a list of rules"),
+    ({"pmoves_ollama_kv_cache_type": "q2"}, "pmoves_ollama_kv_cache_type must be one of"),
+    ({"pmoves_models_disk_mb": -1}, "pmoves_models_disk_mb must be"),
+    ({"pmoves_ollama_max_loaded_models": 0}, "pmoves_ollama_max_loaded_models must be"),
+])
+def test_bad_host_intent_is_an_error_naming_the_host(host_vars: dict, message: str) -> None:
+    from ansible_collections.pmoves.fleet.plugins.module_utils.inventory_checks import check_inventory
+
+    result = check_inventory({"all": ["h1"], "gpu_nodes": ["h1"]}, {"h1": host_vars}, {})
+    assert any(e.startswith("host h1") and message in e for e in result.errors), result.errors
+
+
+def test_a_host_list_naming_a_model_outside_the_catalog_is_reported() -> None:
+    from ansible_collections.pmoves.fleet.plugins.module_utils.inventory_checks import check_inventory
+
+    result = check_inventory({"all": ["h1"], "gpu_nodes": ["h1"]}, {"h1": {"pmoves_models_pin": ["mistral"]}},
+                             {"pmoves_models": [{"name": "llama3.2:1b"}]})
+    assert any("h1" in w and "mistral" in w for w in result.warnings)
+    plan = plan_fleet([_gpu("h1", 24564, pmoves_models_pin=["mistral"])], [{"name": "llama3.2:1b"}], [])
+    assert any("host h1: pmoves_models_pin names mistral" in w for w in plan["warnings"])
