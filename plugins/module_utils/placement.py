@@ -60,6 +60,7 @@ __all__ = [
 
 SCHEMA = 1
 PLANNER_VERSION = "3"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
+MODELS_DISK_RESERVE_MB = 1024  # kept free under OLLAMA_MODELS (roles/ollama pmoves_ollama_disk_reserve_mb)
 XL_PARAMS_B = 70.0  # "70B+ -> the biggest GPU" (seed 000)
 EDGE_PARAMS_B = 8.0  # "1-8B -> Jetsons" (seed 000)
 
@@ -298,6 +299,11 @@ def build_nodes(hosts: list[dict[str, Any]], options: PlanOptions, warnings: lis
         else:  # unified memory and CPU nodes already plan in RAM: nothing further to spill into
             offload = int(memory_mb * min(max(options.offload_ram_share, 0.0), 1.0)) if discrete else 0
         disk = host_vars.get("pmoves_models_disk_mb")
+        measured = hardware.get("models_disk")
+        if disk is None and isinstance(measured, dict) and measured.get("free_mb") is not None:
+            # what the node could hold: free space plus the models it already holds, less the ollama
+            # role's reserve (pmoves_ollama_disk_reserve_mb)
+            disk = max(_as_int(measured.get("free_mb")) + _as_int(measured.get("store_mb")) - MODELS_DISK_RESERVE_MB, 0)
         max_params = host_vars.get("pmoves_models_max_params_b")
         pins = host_vars.get("pmoves_models_pin") or []
         nodes.append(Node(name=name, node_class=node_class, capacity_mb=capacity, gpus=gpus, gpu_capable=gpu_capable,

@@ -208,3 +208,27 @@ def test_a_host_list_naming_a_model_outside_the_catalog_is_reported() -> None:
     assert any("h1" in w and "mistral" in w for w in result.warnings)
     plan = plan_fleet([_gpu("h1", 24564, pmoves_models_pin=["mistral"])], [{"name": "llama3.2:1b"}], [])
     assert any("host h1: pmoves_models_pin names mistral" in w for w in plan["warnings"])
+
+
+def test_the_discovered_model_disk_limits_a_node_unless_declared(tmp_path: Path) -> None:
+    import os
+
+    from ansible_collections.pmoves.fleet.plugins.module_utils.hardware import Sysroot, probe_models_disk
+
+    store = tmp_path / "usr/share/ollama/.ollama/models"
+    (store / "blobs").mkdir(parents=True)
+    (store / "blobs" / "sha256-aaa").write_bytes(b"x" * (3 * 2**20))
+    stat = os.statvfs_result((4096, 4096, 1000 * 256, 0, 5000 * 256 // 1000 * 1000 // 1000, 0, 0, 0, 0, 255))
+    warnings: list[str] = []
+    measured = probe_models_disk(Sysroot(str(tmp_path), warnings), "/usr/share/ollama/.ollama/models",
+                                 statvfs=lambda _path: stat)
+    assert measured == {"path": "/usr/share/ollama/.ollama/models", "free_mb": 5, "total_mb": 1000, "store_mb": 3}
+    assert probe_models_disk(Sysroot(str(tmp_path / "none"), warnings), "/models") is None  # not installed yet
+    host = _gpu("a", 24564)
+    host["hardware"]["models_disk"] = {"path": "/m", "free_mb": 12000, "total_mb": 500000, "store_mb": 5000}
+    plan = plan_fleet([host], [{"name": "qwen2.5:14b"}, {"name": "qwen2.5-coder:14b"}, {"name": "phi3.5"}], [])
+    node = plan["nodes"]["a"]
+    assert node["disk"]["total_mb"] == 12000 + 5000 - 1024 and node["disk"]["used_mb"] <= 15976
+    assert plan["unplaced"]  # the three models need more than the 15976 MB the disk has
+    host["vars"] = {"pmoves_models_disk_mb": 100000}  # declared wins
+    assert plan_fleet([host], [{"name": "qwen2.5:14b"}], [])["nodes"]["a"]["disk"]["total_mb"] == 100000
