@@ -154,3 +154,24 @@ def test_forge_keeps_the_engine_budget_and_serves_a_model_on_every_sku(plans) ->
         assert "forge-inference" in {s["name"] for s in node["services"]}
         assert "llama3.1:8b" in node["on_demand"]
         assert node["reserved_mb"] >= 8000  # the TensorRT engine's budget stays reserved
+
+
+def test_homelab_cloud_models_are_the_gateways_fallbacks(seed_inventories, plans) -> None:
+    """Seed 003: *-CLD-PAY-* models via LiteLLM when local is insufficient (keys from the vault, not here)."""
+    from ansible_collections.pmoves.fleet.plugins.filter.fleet import gateway_node_urls, litellm_config
+    from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import fleet_view
+
+    hostvars = seed_inventories["homelab"]["hostvars"]["pi5l"]
+    cloud, fallbacks = hostvars["pmoves_gateway_cloud_models"], hostvars["pmoves_gateway_fallbacks"]
+    fleet = fleet_view(plans["homelab"])
+    result = litellm_config(fleet["models"], gateway_node_urls(fleet), cloud_models=cloud, fallbacks=fallbacks)
+    config = result["config"]
+    groups = {d["model_name"] for d in config["model_list"]}
+    seed = {"XL-CLD-PAY-claude-opus-4.5", "XL-CLD-PAY-gpt-4o", "XL-CLD-PAY-o1", "M-CLD-PAY-claude-sonnet-4.5",
+            "M-CLD-PAY-gemini-flash-2.0", "S-CLD-PAY-gpt-4o-mini", "S-CLD-PAY-claude-haiku-4.5"}
+    assert seed <= groups
+    table = {k: v for entry in config["litellm_settings"]["fallbacks"] for k, v in entry.items()}
+    assert table["qwen2.5-coder:32b"] == ["XL-CLD-PAY-claude-opus-4.5"]
+    assert table["llama3.2:3b"] == ["S-CLD-PAY-gpt-4o-mini"]
+    assert all(d["litellm_params"].get("api_key", "os.environ/").startswith("os.environ/")
+               for d in config["model_list"])
