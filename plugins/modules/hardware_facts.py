@@ -55,7 +55,7 @@ options:
     type: str
   models_path:
     description:
-      - Ollama's model store (C(OLLAMA_MODELS)) below C(sysroot): C(models_disk) reports the free space of its
+      - Ollama's model store (C(OLLAMA_MODELS)) below C(sysroot); C(models_disk) reports the free space of its
         file system and the size of its blobs, which the planner uses as the node's model disk limit when
         the inventory declares no C(pmoves_models_disk_mb). Nothing is reported while the directory does not exist.
       - An empty string skips the probe.
