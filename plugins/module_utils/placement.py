@@ -620,6 +620,7 @@ class _ModelPlanner:
         self.placed: dict[str, list[Placement]] = {m.name: [] for m in models}
         self.notes: dict[str, list[str]] = {m.name: [] for m in models}
         self.max_gpu_capacity = max((n.capacity_mb for n in nodes if n.gpu_capable and n.models_allowed), default=0)
+        self.prefer_nodes = [n for n in nodes if n.prefer]  # hosts with pmoves_models_prefer rules
 
     # -- sizes
     def size(self, model: ModelReq, node: Node) -> int:
@@ -821,7 +822,24 @@ class _ModelPlanner:
         node.disk_used_mb -= placement.disk_mb
         self.placed[placement.model].remove(placement)
 
+    def not_preferred(self, model: ModelReq, node: Node) -> str:
+        """Why the model is not on the hosts it prefers (its fallback hosts, hosts whose rules prefer it)."""
+        preferred = [self.by_name[h] for h in model.fallback if h in self.by_name]
+        preferred += [n for n in self.prefer_nodes if n not in preferred and self.prefers(model, n)]
+        if not preferred or node in preferred:
+            return ""
+        reasons = []
+        for other in preferred[:3]:
+            if model.name in other.models:
+                reasons.append(f"{other.name} already holds it")
+            else:
+                reasons.append(f"{other.name}: {self.eligible(model, other) or self.room(model, other) or 'ranked lower'}")
+        return "; not on a preferred host (" + "; ".join(reasons) + ")"
+
     def greedy_why(self, model: ModelReq, node: Node) -> str:
+        return self._greedy_why(model, node) + self.not_preferred(model, node)
+
+    def _greedy_why(self, model: ModelReq, node: Node) -> str:
         size = self.size(model, node)
         if not model.resident:
             spill = size - (node.capacity_mb - node.planned_mb)

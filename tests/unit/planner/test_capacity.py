@@ -232,3 +232,12 @@ def test_the_discovered_model_disk_limits_a_node_unless_declared(tmp_path: Path)
     assert plan["unplaced"]  # the three models need more than the 15976 MB the disk has
     host["vars"] = {"pmoves_models_disk_mb": 100000}  # declared wins
     assert plan_fleet([host], [{"name": "qwen2.5:14b"}], [])["nodes"]["a"]["disk"]["total_mb"] == 100000
+
+
+def test_a_placement_says_why_it_is_not_on_the_preferred_host() -> None:
+    hosts = [_gpu("pref", 24564, pmoves_ollama_offload_mb=0, pmoves_models_prefer=[{"min_params_b": 70}]),
+             _gpu("other", 49152, ram=131072)]
+    plan = plan_fleet(hosts, [{"name": "llama3.1:70b"}], [])
+    assert plan["models"]["llama3.1:70b"]["placed"] == ["other"]
+    why = plan["nodes"]["other"]["placements"]["llama3.1:70b"]["why"]
+    assert "not on a preferred host (pref: pref has 24052 MB usable, llama3.1:70b needs" in why
