@@ -1276,7 +1276,7 @@ def _node_capacity(node: Node, warnings: list[str], options: PlanOptions) -> dic
     top = sorted(on_demand, key=lambda p: (-p.vram_mb, p.model))[:node.max_loaded]
     peak = node.peak_mb()
     left = node.capacity_mb - node.planned_mb  # VRAM an on-demand model finds when loaded alone
-    if node.capacity_mb and peak > node.capacity_mb and on_demand:
+    if peak > node.capacity_mb and on_demand:
         largest = top[0]
         warnings.append(
             f"node {node.name}: planned peak {peak} MB (services {node.services_mb} + resident {resident_mb} + the "
