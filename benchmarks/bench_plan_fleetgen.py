@@ -35,15 +35,24 @@ def make_host(name: str, kind: tuple[str, str, tuple[int, ...], int, bool]) -> d
     }
 
 
-def make_fleet(count: int, rng: random.Random) -> list[dict[str, Any]]:
-    return [make_host(f"node-{i:04d}", rng.choice(NODE_KINDS)) for i in range(count)]
+def make_fleet(count: int, rng: random.Random, disk_share: float = 0.0) -> list[dict[str, Any]]:
+    """``count`` hosts of random kinds; ``disk_share`` of them declare a small model disk (20-150 GB)."""
+    hosts = [make_host(f"node-{i:04d}", rng.choice(NODE_KINDS)) for i in range(count)]
+    for host in hosts:
+        if disk_share and rng.random() < disk_share:
+            host["vars"] = {"pmoves_models_disk_mb": rng.choice((20000, 40000, 60000, 100000, 150000))}
+    return hosts
 
 
 LIBRARY_TAGS = sorted(f"{family.name}:{label}" for family in LIBRARY.values() for label in family.sizes)
 
 
-def make_catalog(count: int, rng: random.Random, max_replicas: int = 3) -> list[dict[str, Any]]:
-    """``count`` distinct model entries: library tags first, then synthetic ``vram_mb`` entries."""
+def make_catalog(count: int, rng: random.Random, max_replicas: int = 3,
+                 resident_share: float | None = None) -> list[dict[str, Any]]:
+    """``count`` distinct model entries: library tags first, then synthetic ``vram_mb`` entries.
+
+    ``resident_share``: None leaves ``resident`` unset (on demand); else that share is ``resident: true``.
+    """
     names = list(LIBRARY_TAGS)
     rng.shuffle(names)
     catalog: list[dict[str, Any]] = []
@@ -54,20 +63,46 @@ def make_catalog(count: int, rng: random.Random, max_replicas: int = 3) -> list[
         else:
             entry["name"] = f"custom/model-{i}:latest"
             entry["vram_mb"] = int(rng.choice((600, 1500, 3000, 5000, 7000, 10000, 14000, 21000, 45000)))
+        if resident_share is not None and rng.random() < resident_share:
+            entry["resident"] = True
         catalog.append(entry)
     return catalog
 
 
-def ilp_optimum(plan: dict[str, Any], time_limit: float = 60.0) -> tuple[int, str]:
+def ilp_optimum(plan: dict[str, Any], catalog: list[Any] | None = None, time_limit: float = 60.0) -> tuple[int, str]:
     """Most replicas placeable for the plan's nodes/models (services' VRAM kept), solved exactly with HiGHS.
 
-    Same constraints as the planner: distinct hosts per model, node capacity, cpu_ok on GPU-less
-    nodes, pmoves_models_allowed; objective = number of placed replicas.
+    Contract 2's capacity model, per node n (services S_n, VRAM C_n, offload O_n, model disk D_n):
+    resident models:  sum size(r, n) x[r, n] <= C_n - S_n                                  (a)
+    on-demand m:      size(m, n) x[m, n] + sum size(r, n) x[r, n] <= C_n - S_n + O_n       (b)
+    model disk:       sum disk(m) x[m, n] <= D_n when known                                 (d)
+    plus distinct hosts, cpu_ok on GPU-less nodes, pmoves_models_allowed; objective = placed replicas.
+    ``size(m, n)`` is the estimate at the node's Ollama settings (plan.json's ollama_env), as the planner's.
     """
     import highspy
+    from ansible_collections.pmoves.fleet.plugins.module_utils.vram import estimate
 
+    entries = {}
+    for raw in catalog or []:
+        entry = {"name": raw} if isinstance(raw, str) else raw
+        entries[estimate({"name": entry["name"]}).name] = entry
     nodes = plan["nodes"]
     models = plan["models"]
+    sizes: dict[tuple[str, str], int] = {}
+
+    def size(model: str, host: str) -> int:
+        if (model, host) not in sizes:
+            entry = entries.get(model, {})
+            env = nodes[host].get("ollama_env") or {}
+            if entry.get("vram_mb") is not None or not entries:
+                value = models[model]["vram_mb"]
+            else:
+                value = estimate({"name": entry["name"], "context": entry.get("context") or env.get("context_length"),
+                                  "parallel": entry.get("parallel") or env.get("num_parallel"),
+                                  "kv_cache_type": entry.get("kv_cache_type") or env.get("kv_cache_type")}).vram_mb
+            sizes[(model, host)] = value
+        return sizes[(model, host)]
+
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("time_limit", time_limit)
@@ -77,7 +112,9 @@ def ilp_optimum(plan: dict[str, Any], time_limit: float = 60.0) -> tuple[int, st
             if not node["models_allowed"] or (not node["gpu_capable"] and not entry["cpu_ok"]):
                 continue
             services_mb = sum(s["vram_mb"] for s in node["services"])
-            if entry["vram_mb"] > node["vram_total_mb"] - services_mb:
+            room = node["vram_total_mb"] - services_mb + (0 if entry.get("resident", True) else node.get("offload_mb", 0))
+            disk = (node.get("disk") or {}).get("total_mb")
+            if size(model, host) > room or (disk is not None and entry.get("disk_mb", 0) > disk):
                 continue
             variables[(model, host)] = highs.addBinary(obj=-1.0)
     for model, entry in models.items():
@@ -86,9 +123,17 @@ def ilp_optimum(plan: dict[str, Any], time_limit: float = 60.0) -> tuple[int, st
             highs.addConstr(sum(row) <= entry["wanted"])
     for host, node in nodes.items():
         services_mb = sum(s["vram_mb"] for s in node["services"])
-        row = [(models[m]["vram_mb"], v) for (m, h), v in variables.items() if h == host]
-        if row:
-            highs.addConstr(sum(mb * v for mb, v in row) <= node["vram_total_mb"] - services_mb)
+        here = [(m, v) for (m, h), v in variables.items() if h == host]
+        resident = [(size(m, host), v) for m, v in here if models[m].get("resident", True)]
+        if resident:
+            highs.addConstr(sum(mb * v for mb, v in resident) <= node["vram_total_mb"] - services_mb)
+        for m, v in here:
+            if not models[m].get("resident", True) and resident:
+                highs.addConstr(size(m, host) * v + sum(mb * r for mb, r in resident)
+                                <= node["vram_total_mb"] - services_mb + node.get("offload_mb", 0))
+        disk = (node.get("disk") or {}).get("total_mb")
+        if disk is not None and here:
+            highs.addConstr(sum(models[m].get("disk_mb", 0) * v for m, v in here) <= disk)
     highs.run()
     status = highs.modelStatusToString(highs.getModelStatus())
     return round(-highs.getInfo().objective_function_value), status

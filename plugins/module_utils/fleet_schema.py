@@ -66,6 +66,7 @@ PLANNER_DEFAULTS: dict[str, Any] = {
     "class_rules": True,  # seed 000 placement by size: 70B+ biggest, 1-8B edge, embeddings CPU
     "sticky": True,  # keep still-valid placements of the previous plan
     "pin_fallback": True,  # a pin that cannot hold still gets its replica elsewhere
+    "offload_ram_share": 0.75,  # discrete-GPU node: share of RAM Ollama may spill layers into (pmoves_ollama_offload_mb)
 }
 # Fleet-wide values several roles and plays share (ports, the mesh network, the artifacts directory).
 # Their one home: roles/common/defaults/main.yml exposes them as pmoves_* variables through the
@@ -86,7 +87,20 @@ PLANNER_VARS: dict[str, str] = {
     "vram_reserve_mb": "pmoves_vram_reserve_mb", "cpu_ram_share": "pmoves_cpu_ram_share",
     "unified_memory_share": "pmoves_unified_memory_share", "class_rules": "pmoves_plan_class_rules",
     "sticky": "pmoves_plan_sticky", "pin_fallback": "pmoves_plan_pin_fallback",
+    "offload_ram_share": "pmoves_offload_ram_share",
 }
+
+# The ollama role's tier defaults (seed 003) by node class: what Ollama runs with when a host sets none of
+# pmoves_ollama_{context_length,num_parallel,max_loaded_models,kv_cache_type}. The planner's estimate reads
+# them; roles/ollama/defaults/main.yml carries the same table (a unit test keeps the two equal).
+OLLAMA_CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gpu": {"max_loaded_models": 3, "flash_attention": True},
+    "edge": {"max_loaded_models": 1, "num_parallel": 1, "flash_attention": True, "kv_cache_type": "q8_0"},
+    "apu": {"num_parallel": 4, "context_length": 131072, "flash_attention": True},
+    "npu": {},
+    "cpu": {},
+}
+OLLAMA_MAX_LOADED_PER_GPU = 3  # Ollama's own default: 3 x the GPUs (3 on a CPU-only node)
 
 # --------------------------------------------------------------------------- names
 _SERVICE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -195,6 +209,15 @@ MODEL_FIELDS: tuple[Field, ...] = (
           "table does not know and whose tag names no size", "planner", example=7.0, minimum=0.001),
     Field("keep_alive", "duration", "warm-up: after the pull the node loads the model and keeps it loaded this long "
           "(Ollama duration such as `10m`, `-1` for ever, `0` to unload)", "ollama", example="10m"),
+    Field("resident", "bool", "always loaded: reserves VRAM like a service (and warms up with keep_alive -1). "
+          "Default: on demand - every holder keeps it on disk and Ollama loads it when asked", "planner",
+          example=True, default=False),
+    Field("primary", "host", "preferred host of the first replica (kept whenever it fits, else a fallback)",
+          "planner", example="HOST"),
+    Field("fallback", "hosts", "hosts preferred, in order, for the other replicas and when the primary cannot "
+          "take it", "planner", example=["HOST"]),
+    Field("disk_mb", "int", "disk footprint on a holder in MB (default: the estimate's weights, else vram_mb)",
+          "planner", example=99999, minimum=1),
 )
 
 # Keys earlier releases accepted and nobody read: refused with what to write instead.
@@ -290,6 +313,28 @@ HOST_FIELDS: tuple[Field, ...] = (
           "network by a hash of the host name)", "planner"),
     Field("ansible_host", "str", "the connection address; the last choice for serving Ollama (then the inventory "
           "name)", "planner"),
+    Field("pmoves_models_pin", "str_list", "models this host holds (the seed's per-machine list): each is a pin of "
+          "that catalog entry, kept whenever it fits", "planner"),
+    Field("pmoves_models_prefer", "prefer_rules", "size/kind classes this host is preferred for, a list of "
+          "`{min_params_b?, max_params_b?, kinds?: [chat, code, vision, reasoning, embedding]}` (seed 000: "
+          "70B+ -> the 5090)", "planner"),
+    Field("pmoves_models_max_params_b", "number", "largest model (billions of parameters) this host may hold "
+          "(Jetsons: 8)", "planner", minimum=0.001),
+    Field("pmoves_models_disk_mb", "int", "disk free for models under OLLAMA_MODELS in MB: a hard limit of what "
+          "the host holds (unset: not checked)", "planner", minimum=0),
+    Field("pmoves_ollama_offload_mb", "int", "RAM in MB Ollama may spill layers into when a model exceeds free "
+          "VRAM (default: pmoves_offload_ram_share of RAM on discrete-GPU nodes, 0 elsewhere; 0: never spill)",
+          "planner", minimum=0),
+    Field("pmoves_ollama_max_loaded_models", "int", "OLLAMA_MAX_LOADED_MODELS (the ollama role's input): the "
+          "planned peak counts this many largest on-demand models", "planner", minimum=1),
+    Field("pmoves_ollama_num_parallel", "int", "OLLAMA_NUM_PARALLEL (the ollama role's input): multiplies the "
+          "KV cache of the estimate on this host", "planner", minimum=1),
+    Field("pmoves_ollama_context_length", "int", "OLLAMA_CONTEXT_LENGTH (the ollama role's input): the context "
+          "of the estimate on this host", "planner", minimum=0),
+    Field("pmoves_ollama_kv_cache_type", "choice", "OLLAMA_KV_CACHE_TYPE (the ollama role's input): KV cache "
+          "element type of the estimate on this host", "planner", choices=KV_CACHE_TYPES),
+    Field("pmoves_ollama_class_defaults", "mapping", "the ollama role's tier defaults by class (unset: "
+          "fleet_schema.OLLAMA_CLASS_DEFAULTS, the role's default)", "planner"),
 )
 HOST_VARS: tuple[str, ...] = tuple(f.key for f in HOST_FIELDS)
 HOST_FIELD = {f.key: f for f in HOST_FIELDS}
@@ -366,6 +411,8 @@ def _type_error(where: str, spec: Field, value: Any, hosts: set[str] | None) -> 
         return [] if ok else [f"{where}: {key} must be a string or a list of strings, got {value!r}"]
     if kind == "mapping":
         return [] if isinstance(value, dict) else [f"{where}: {key} must be a mapping, got {value!r}"]
+    if kind == "prefer_rules":
+        return prefer_rule_errors(where, key, value)
     if kind == "env":
         ok = isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         return [] if ok else [f"{where}: {key} must be a mapping or a list of KEY=VALUE, got {value!r}"]
@@ -380,6 +427,43 @@ def _type_error(where: str, spec: Field, value: Any, hosts: set[str] | None) -> 
         reason = validate_service_name(value)
         return [f"{where}: name {reason}"] if reason else []
     raise ValueError(f"fleet_schema: unknown field type {kind!r} of {key}")
+
+
+PREFER_RULE_KEYS = ("min_params_b", "max_params_b", "kinds")
+
+
+def prefer_rule_errors(where: str, key: str, value: Any) -> list[str]:
+    """Errors of a ``pmoves_models_prefer`` list (each rule: min_params_b?, max_params_b?, kinds?)."""
+    if not isinstance(value, list):
+        return [f"{where}: {key} must be a list of rules {{min_params_b, max_params_b, kinds}}, got {value!r}"]
+    errors = []
+    for position, rule in enumerate(value):
+        label = f"{where}: {key}[{position}]"
+        if not isinstance(rule, dict) or not rule:
+            errors.append(f"{label} must be a non-empty mapping of {', '.join(PREFER_RULE_KEYS)}, got {rule!r}")
+            continue
+        for unknown in sorted(set(rule) - set(PREFER_RULE_KEYS), key=str):
+            errors.append(f"{label}: unknown key {unknown!r} (known keys: {', '.join(PREFER_RULE_KEYS)})")
+        for bound in ("min_params_b", "max_params_b"):
+            if bound in rule and not (_is_number(rule[bound]) and float(rule[bound]) >= 0):
+                errors.append(f"{label}: {bound} must be a number >= 0, got {rule[bound]!r}")
+        kinds = as_list(rule.get("kinds"))
+        if kinds is None or any(k not in MODEL_KINDS for k in kinds):
+            errors.append(f"{label}: kinds must be a list of {', '.join(MODEL_KINDS)}, got {rule.get('kinds')!r}")
+    return errors
+
+
+def prefer_rules(value: Any) -> tuple[tuple[float | None, float | None, frozenset[str] | None], ...]:
+    """Typed ``pmoves_models_prefer`` rules: (min_params_b, max_params_b, kinds); bad rules are dropped."""
+    rules = []
+    for rule in value if isinstance(value, list) else []:
+        if not isinstance(rule, dict):
+            continue
+        low, high = rule.get("min_params_b"), rule.get("max_params_b")
+        kinds = as_list(rule.get("kinds"))
+        rules.append((float(low) if _is_number(low) else None, float(high) if _is_number(high) else None,
+                      frozenset(str(k) for k in kinds) if kinds else None))
+    return tuple(rules)
 
 
 def _unknown_keys(where: str, entry: dict[str, Any], fields: tuple[Field, ...],
@@ -480,6 +564,10 @@ class ModelSpec:
     kind: str | None
     params_b: float | None
     keep_alive: str | None
+    resident: bool = False
+    primary: str | None = None
+    fallback: tuple[str, ...] = ()
+    disk_mb: int | None = None
 
     @property
     def normalised_aliases(self) -> tuple[str, ...]:
@@ -538,6 +626,10 @@ def read_model(index: int, raw: Any) -> ModelSpec:
         kind=str(values["kind"]) if values["kind"] else None,
         params_b=float(params) if params is not None and _is_number(params) else None,
         keep_alive=str(keep_alive) if keep_alive not in (None, "") else None,
+        resident=bool(values["resident"]),
+        primary=str(values["primary"]) if values["primary"] else None,
+        fallback=tuple(dict.fromkeys(str(h) for h in (as_list(values["fallback"]) or []))),
+        disk_mb=_int_or(values["disk_mb"], None),
     )
 
 
@@ -590,6 +682,7 @@ def _type_text(spec: Field) -> str:
         "aliases": "[str]", "choice": " \\| ".join(spec.choices), "duration": "duration", "str_list": "[str]",
         "str_or_list": "str or [str]", "mapping": "mapping", "env": "mapping or [KEY=VALUE]",
         "depends_on": "[services]", "health": "URL, path or mapping", "any_scalar": "str or int",
+        "prefer_rules": "[mapping]",
     }[spec.type]
     if spec.minimum is not None and spec.type in ("int", "number"):
         text += f" >= {spec.minimum:g}" if spec.maximum is None else f" {spec.minimum:g}-{spec.maximum:g}"

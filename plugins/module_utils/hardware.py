@@ -1386,6 +1386,40 @@ def detect_platform(root: Sysroot) -> str:
     return "Linux"
 
 
+# --------------------------------------------------------------------------- model disk
+
+DEFAULT_MODELS_PATH = "/usr/share/ollama/.ollama/models"  # OLLAMA_MODELS of roles/ollama (pmoves_ollama_models_dir)
+
+
+def probe_models_disk(root: Sysroot, models_path: str, statvfs: Callable[[str], Any] = os.statvfs) -> dict[str, Any] | None:
+    """Free space of the file system holding Ollama's model store and the store's own size (blobs).
+
+    None while the store does not exist (Ollama not installed yet): the planner then has no disk limit.
+    The planner's limit is ``free_mb + store_mb`` (what the node could hold with every model it holds now).
+    """
+    path = root.path(models_path)
+    if not os.path.isdir(path):
+        return None
+    try:
+        stat = statvfs(path)
+    except OSError as exc:
+        root.warnings.append(f"cannot stat {models_path}: {exc.strerror or exc}; model disk not measured")
+        return None
+    store = 0
+    blobs = os.path.join(path, "blobs")
+    try:
+        with os.scandir(blobs) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    store += entry.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        root.warnings.append(f"cannot list {models_path}/blobs: {exc.strerror or exc}; store size counted as 0")
+    return {"path": models_path, "free_mb": int(stat.f_bavail * stat.f_frsize // 2**20),
+            "total_mb": int(stat.f_blocks * stat.f_frsize // 2**20), "store_mb": int(store // 2**20)}
+
+
 # --------------------------------------------------------------------------- orchestration
 
 
@@ -1396,6 +1430,7 @@ def discover(
     nvml_loader: Callable[[], Any] | None = None,
     profiles: dict[str, dict[str, Any]] | None = None,
     ollama_version: str | None = None,
+    models_path: str | None = None,
 ) -> dict[str, Any]:
     """Probe the machine below ``sysroot`` and return the ``pmoves_hardware`` fact; Ollama's decisions
     follow ``ollama_version`` (default: the release roles/ollama installs)."""
@@ -1429,6 +1464,7 @@ def discover(
         "unusable_gpus": [],
         "hardware_profile": None,
         "summary": "",
+        "models_disk": None,
     }
 
     if system == "Darwin":
@@ -1455,6 +1491,8 @@ def discover(
     warnings.extend(validate_profiles(merged))
     facts["hardware_profile"] = resolve_profile(merged, facts)
     facts["summary"] = summarise(facts)
+    if models_path:
+        facts["models_disk"] = probe_models_disk(root, models_path)
     facts["warnings"] = _dedupe(warnings)
     return facts
 

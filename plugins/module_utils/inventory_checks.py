@@ -228,6 +228,23 @@ def check_endpoints(hosts: list[str], classes: dict[str, str], hostvars: dict[st
     return errors
 
 
+def check_host_pins(hostvars: dict[str, dict[str, Any]], catalog: Any) -> list[str]:
+    """Warnings for a host's own model list (pmoves_models_pin) naming a model the catalog lacks."""
+    names = set()
+    for raw in catalog if isinstance(catalog, list) else []:
+        name = raw if isinstance(raw, str) else (raw.get("name") if isinstance(raw, dict) else None)
+        if isinstance(name, str) and name.strip():
+            names.add(normalize_model_name(name))
+    warnings = []
+    for host, host_vars in sorted(hostvars.items()):
+        pins = (host_vars or {}).get("pmoves_models_pin")
+        for pin in pins if isinstance(pins, list) else []:
+            if isinstance(pin, str) and normalize_model_name(pin) not in names:
+                warnings.append(f"host {host}: pmoves_models_pin names {pin}, which is not in pmoves_models; "
+                                "the planner ignores it (add it to the catalog)")
+    return warnings
+
+
 def check_inventory(groups: dict[str, list[str]], hostvars: dict[str, dict[str, Any]],
                     fleet: dict[str, Any]) -> CheckResult:
     """All checks. ``hostvars`` holds per host only the variables the checks read (pmoves_hardware and
@@ -252,6 +269,7 @@ def check_inventory(groups: dict[str, list[str]], hostvars: dict[str, dict[str, 
     services = check_services(fleet.get("pmoves_services"), host_set)
     _merge(result, models)
     _merge(result, services)
+    result.warnings.extend(check_host_pins(hostvars, fleet.get("pmoves_models")))
     # Default: enabled when the inventory declares a gateway group (a declared but empty group is a mistake).
     enabled = fleet.get("pmoves_gateway_enabled")
     if enabled is not None and not isinstance(enabled, bool):

@@ -17,9 +17,11 @@ Order of work (each step deterministic, hosts and models always visited in a fix
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +37,8 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
     MODEL_SERVING_CLASSES,
     MODEL_STRATEGIES,
     NODE_CLASSES,
+    OLLAMA_CLASS_DEFAULTS,
+    OLLAMA_MAX_LOADED_PER_GPU,
     PLANNER_DEFAULTS,
     SERVICE_FIELDS,
     STRATEGIES,
@@ -42,10 +46,11 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import (
     ServiceSpec,
     declared_view,
     gateway_enabled,
+    prefer_rules,
     read_model,
     read_service,
 )
-from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import lookup, normalize_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.vram import estimate
 
 __all__ = [
@@ -54,7 +59,8 @@ __all__ = [
 ]
 
 SCHEMA = 1
-PLANNER_VERSION = "2"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
+PLANNER_VERSION = "3"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
+MODELS_DISK_RESERVE_MB = 1024  # kept free under OLLAMA_MODELS (roles/ollama pmoves_ollama_disk_reserve_mb)
 XL_PARAMS_B = 70.0  # "70B+ -> the biggest GPU" (seed 000)
 EDGE_PARAMS_B = 8.0  # "1-8B -> Jetsons" (seed 000)
 
@@ -86,6 +92,7 @@ class PlanOptions:
     warn_planned_share: float = 0.9  # warn when a node is planned above this share
     sticky: bool = PLANNER_DEFAULTS["sticky"]
     pin_fallback: bool = PLANNER_DEFAULTS["pin_fallback"]
+    offload_ram_share: float = PLANNER_DEFAULTS["offload_ram_share"]
     repair_budget: int = 400_000  # bound on candidate checks of the repair pass (keeps big fleets fast)
 
     def resolved(self) -> tuple[str, str]:
@@ -122,13 +129,43 @@ class Node:
     gpu_capable: bool
     models_allowed: bool
     hardware_source: str
-    planned_mb: int = 0
+    planned_mb: int = 0  # reserved VRAM: services + resident models (invariant (a))
     models: dict[str, Placement] = field(default_factory=dict)
     services: list[dict[str, Any]] = field(default_factory=list)
+    memory_mb: int = 0
+    offload_mb: int = 0  # RAM Ollama may spill layers into (0: the node must not spill)
+    max_loaded: int = OLLAMA_MAX_LOADED_PER_GPU  # OLLAMA_MAX_LOADED_MODELS
+    disk_mb: int | None = None  # model disk (None: not known, not checked)
+    disk_used_mb: int = 0
+    max_params_b: float | None = None
+    prefer: tuple[tuple[float | None, float | None, frozenset[str] | None], ...] = ()
+    pins: tuple[str, ...] = ()  # the host's own list (pmoves_models_pin), as written
+    env: tuple[int | None, int | None, str | None] = (None, None, None)  # Ollama context, parallel, KV type
+    on_demand: list[int] = field(default_factory=list)  # sizes of the on-demand models held, ascending
+    held_mb: int = 0  # sum of on_demand
+    services_mb: int = 0  # VRAM of the services (set once they are assigned)
+    top: tuple[int, int] = (0, 0)  # top_on_demand(), kept current by the planner
 
     @property
     def free_mb(self) -> int:
         return self.capacity_mb - self.planned_mb
+
+    def peak_mb(self) -> int:
+        """Invariant (c): reserved VRAM + the max_loaded largest on-demand models."""
+        return self.planned_mb + sum(self.on_demand[-self.max_loaded:])
+
+    def peak_with(self, size: int) -> int:
+        top = self.on_demand[-self.max_loaded:]
+        if len(top) < self.max_loaded:
+            return self.planned_mb + sum(top) + size
+        if size > top[0]:
+            return self.planned_mb + sum(top) - top[0] + size
+        return self.planned_mb + sum(top)
+
+    def top_on_demand(self) -> tuple[int, int]:
+        """(sum of the max_loaded largest on-demand models, the smallest of them; 0 when fewer are held)."""
+        top = self.on_demand[-self.max_loaded:]
+        return sum(top), (top[0] if len(top) == self.max_loaded else 0)
 
 
 @dataclass
@@ -145,16 +182,40 @@ class ModelReq:
     order: int
     aliases: tuple[str, ...] = ()  # every alias, normalised (what the node holds and the gateway serves)
     keep_alive: str | None = None
+    resident: bool = False  # always loaded: reserves VRAM; else on demand (loaded when asked)
+    disk_mb: int = 0  # footprint on a holder's model disk
+    primary: str | None = None
+    fallback: tuple[str, ...] = ()
+    pin_sources: dict[str, str] = field(default_factory=dict)  # pinned host -> "catalog" | "host list"
+    estimate_entry: dict[str, Any] = field(default_factory=dict)  # re-estimated per node Ollama environment
+    fixed_vram: bool = False  # vram_mb given in the catalog: final on every node
+    sizes: dict[tuple[int | None, int | None, str | None], int] = field(default_factory=dict)
+    nominal_b: float | None = None  # the size its tag names ("8b" -> 8.0; qwen3:8b has 8.2B): host size classes
+
+
+_SIZE_LABEL = re.compile(r"^(\d+(?:\.\d+)?)([bm])$")
+
+
+def nominal_params_b(name: str, params_b: float | None) -> float | None:
+    """The size a user means by a tag ("8b" -> 8.0), for the size classes of host intent; else params_b."""
+    match = lookup(name)
+    label = _SIZE_LABEL.match(str(match.size_label or "").lower())
+    if label:
+        value = float(label.group(1))
+        return value if label.group(2) == "b" else value / 1000
+    return params_b
 
 
 @dataclass
 class Placement:
     model: str
     host: str
-    vram_mb: int
+    vram_mb: int  # VRAM when loaded on this host (the host's Ollama context, parallel, KV cache type)
     why: str
     pinned: bool = False
     kept: bool = False  # kept from the previous plan: repair never moves it (stickiness)
+    disk_mb: int = 0
+    resident: bool = False
 
 
 ServiceReq = ServiceSpec  # the planner's service record is the schema's
@@ -226,9 +287,34 @@ def build_nodes(hosts: list[dict[str, Any]], options: PlanOptions, warnings: lis
         else:
             capacity = int(memory_mb * min(max(cpu_share, 0.0), 1.0))
             gpus = []
+        tier = (host_vars.get("pmoves_ollama_class_defaults") or OLLAMA_CLASS_DEFAULTS).get(node_class) or {}
+        context = _as_int(host_vars.get("pmoves_ollama_context_length") or tier.get("context_length"), 0) or None
+        parallel = _as_int(host_vars.get("pmoves_ollama_num_parallel") or tier.get("num_parallel"), 0) or None
+        kv_type = host_vars.get("pmoves_ollama_kv_cache_type") or tier.get("kv_cache_type") or None
+        max_loaded = (_as_int(host_vars.get("pmoves_ollama_max_loaded_models") or tier.get("max_loaded_models"), 0)
+                      or OLLAMA_MAX_LOADED_PER_GPU * max(len(gpus), 1))
+        discrete = gpu_capable and not any(g.unified for g in gpus)
+        if host_vars.get("pmoves_ollama_offload_mb") is not None:
+            offload = max(_as_int(host_vars.get("pmoves_ollama_offload_mb")), 0)
+        else:  # unified memory and CPU nodes already plan in RAM: nothing further to spill into
+            offload = int(memory_mb * min(max(options.offload_ram_share, 0.0), 1.0)) if discrete else 0
+        disk = host_vars.get("pmoves_models_disk_mb")
+        measured = hardware.get("models_disk")
+        if disk is None and isinstance(measured, dict) and measured.get("free_mb") is not None:
+            # what the node could hold: free space plus the models it already holds, less the ollama
+            # role's reserve (pmoves_ollama_disk_reserve_mb)
+            disk = max(_as_int(measured.get("free_mb")) + _as_int(measured.get("store_mb")) - MODELS_DISK_RESERVE_MB, 0)
+        max_params = host_vars.get("pmoves_models_max_params_b")
+        pins = host_vars.get("pmoves_models_pin") or []
         nodes.append(Node(name=name, node_class=node_class, capacity_mb=capacity, gpus=gpus, gpu_capable=gpu_capable,
                           models_allowed=bool(host_vars.get("pmoves_models_allowed", True)),
-                          hardware_source=str(host.get("hardware_source") or "declared")))
+                          hardware_source=str(host.get("hardware_source") or "declared"),
+                          memory_mb=memory_mb, offload_mb=offload, max_loaded=max(max_loaded, 1),
+                          disk_mb=max(_as_int(disk), 0) if disk is not None else None,
+                          max_params_b=float(max_params) if max_params is not None else None,
+                          prefer=prefer_rules(host_vars.get("pmoves_models_prefer")),
+                          pins=tuple(str(p) for p in (pins if isinstance(pins, list) else [pins])),
+                          env=(context, parallel, str(kv_type) if kv_type else None)))
     if undiscovered:
         warnings.append("no pmoves_hardware (never discovered, none declared) for: " + ", ".join(undiscovered)
                         + "; they get nothing (run playbooks/discover.yml or declare pmoves_hardware)")
@@ -271,10 +357,17 @@ def parse_models(catalog: list[Any], warnings: list[str],
         if len(spec.pins) > wanted:
             warnings.append(f"model {est.name}: {len(spec.pins)} pins but replicas {wanted}; wanting {len(spec.pins)}")
             wanted = len(spec.pins)
+        disk = spec.disk_mb if spec.disk_mb is not None else (est.weights_mb or est.vram_mb or 0)
         models[est.name] = ModelReq(
             name=est.name, wanted=wanted, pins=list(spec.pins), vram_mb=est.vram_mb, cpu_ok=spec.cpu_ok,
             params_b=est.params_b, kind=est.kind, alias=spec.aliases[0] if spec.aliases else None,
-            estimate_source=est.source, order=order, aliases=spec.normalised_aliases, keep_alive=spec.keep_alive)
+            estimate_source=est.source, order=order, aliases=spec.normalised_aliases, keep_alive=spec.keep_alive,
+            resident=spec.resident, disk_mb=disk, primary=spec.primary, fallback=spec.fallback,
+            pin_sources={host: "catalog" for host in spec.pins},
+            estimate_entry={"name": spec.raw_name, "context": spec.context, "parallel": spec.parallel,
+                            "kv_cache_type": spec.kv_cache_type, "kind": spec.kind, "params_b": spec.params_b},
+            fixed_vram=spec.vram_mb is not None, nominal_b=nominal_params_b(est.name, est.params_b),
+            sizes={(None, None, None): est.vram_mb} if est.vram_mb is not None else {})
     return list(models.values()), skipped
 
 
@@ -449,9 +542,25 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
         fitting = [g for g in gpus if free(g) >= size]  # vram_based
         return most_free(fitting or gpus), "vram_based: largest first, onto the GPU with most free VRAM"
 
+    # vram_based is seed 004's "sort by VRAM desc, assign to the GPU with most free space" over every
+    # service, adjustable ones at their requested budget (trimmed below): so the small services stay on
+    # GPU 0 next to the LLM as in the seed's example, and the Model Zoo gets GPU 1.
+    chosen: dict[str, tuple[Gpu, str]] = {}
+    if gpu_strategy == "vram_based" and adjustable:
+        taken = {g.index: g.services_mb for g in gpus}
+        for entry in sorted(gpu_services, key=lambda s: (-s["vram_requested_mb"], s["name"])):
+            if catalog[entry["name"]].gpu_index is not None:
+                continue
+            size = entry["vram_requested_mb"]
+            fitting = [g for g in gpus if g.usable_mb - taken[g.index] >= size]
+            gpu = max(fitting or gpus, key=lambda g: (g.usable_mb - taken[g.index], -g.index))
+            taken[gpu.index] += size
+            chosen[entry["name"]] = (gpu, "vram_based: largest first (requested budgets), onto the GPU with most "
+                                          "free VRAM")
+
     for entry in fixed:
         size = entry["vram_mb"]
-        gpu, why = choose(entry, size)
+        gpu, why = chosen.get(entry["name"]) or choose(entry, size)
         if size > free(gpu):
             warnings.append(f"{entry['name']} ({_gb(size)}) exceeds free VRAM of GPU {gpu.index} on {node.name} "
                             f"({gpu.name}, {_gb(max(free(gpu), 0))} free of {_gb(gpu.usable_mb)} usable)")
@@ -466,7 +575,7 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
     for entry in adjustable:
         req = catalog[entry["name"]]
         remaining_min -= req.vram_min_mb
-        gpu, why = choose(entry, req.vram_min_mb)
+        gpu, why = chosen.get(entry["name"]) or choose(entry, req.vram_min_mb)
         budget = min(req.vram_mb, max(free(gpu), req.vram_min_mb), node_free - remaining_min)
         budget = max(budget, req.vram_min_mb)
         node_free -= budget
@@ -491,6 +600,14 @@ def assign_gpus(node: Node, catalog: dict[str, ServiceReq], gpu_strategy: str, w
 # --------------------------------------------------------------------------- models
 
 class _ModelPlanner:
+    """Models onto nodes under contract 2's capacity semantics.
+
+    Resident models reserve VRAM like services; on-demand models (the default) only have to fit when
+    loaded alone (VRAM left by services and resident models, plus the node's offload RAM) and on the
+    node's model disk. The peak (reserved + the ``max_loaded`` largest on-demand models) is reported,
+    and warned about above VRAM, but does not refuse a model: Ollama unloads one to load another.
+    """
+
     def __init__(self, nodes: list[Node], models: list[ModelReq], strategy: str, options: PlanOptions,
                  warnings: list[str]) -> None:
         self.nodes = nodes
@@ -503,16 +620,85 @@ class _ModelPlanner:
         self.placed: dict[str, list[Placement]] = {m.name: [] for m in models}
         self.notes: dict[str, list[str]] = {m.name: [] for m in models}
         self.max_gpu_capacity = max((n.capacity_mb for n in nodes if n.gpu_capable and n.models_allowed), default=0)
+        self.prefer_nodes = [n for n in nodes if n.prefer]  # hosts with pmoves_models_prefer rules
+
+    # -- sizes
+    def size(self, model: ModelReq, node: Node) -> int:
+        """VRAM of the model when loaded on this node: the estimate at the node's Ollama settings."""
+        if model.fixed_vram or model.vram_mb is None:
+            model.sizes[node.env] = model.vram_mb or 0
+            return model.vram_mb or 0
+        cached = model.sizes.get(node.env)
+        if cached is None:
+            context, parallel, kv_type = node.env
+            entry = dict(model.estimate_entry)
+            entry["context"] = entry.get("context") or context  # the catalog's own value wins
+            entry["parallel"] = entry.get("parallel") or parallel
+            entry["kv_cache_type"] = entry.get("kv_cache_type") or kv_type
+            cached = estimate(entry).vram_mb or model.vram_mb
+            model.sizes[node.env] = cached
+        return cached
 
     # -- eligibility and ranking
     def eligible(self, model: ModelReq, node: Node) -> str | None:
+        """Why the node can never hold the model (even holding nothing else), or None."""
         if not node.models_allowed:
             return f"{node.name} takes no models (pmoves_models_allowed: false)"
         if not node.gpu_capable and not model.cpu_ok:
             return f"{node.name} is a {node.node_class} node without GPU and {model.name} is not cpu_ok"
-        if model.vram_mb is not None and model.vram_mb > node.capacity_mb:
-            return f"{node.name} has {node.capacity_mb} MB usable, {model.name} needs {model.vram_mb} MB"
+        if node.max_params_b is not None and model.nominal_b is not None and model.nominal_b > node.max_params_b:
+            return (f"{node.name} holds models up to {node.max_params_b:g}B (pmoves_models_max_params_b), "
+                    f"{model.name} has {model.nominal_b:g}B")
+        if model.vram_mb is None:
+            return None
+        size = self.size(model, node)
+        if model.resident and size > node.capacity_mb:
+            return f"{node.name} has {node.capacity_mb} MB usable, {model.name} needs {size} MB (resident)"
+        if not model.resident and size > node.capacity_mb + node.offload_mb:
+            return (f"{node.name} has {node.capacity_mb} MB usable" + (
+                f" + {node.offload_mb} MB offload RAM" if node.offload_mb else "") + f", {model.name} needs {size} MB")
+        if node.disk_mb is not None and model.disk_mb > node.disk_mb:
+            return f"{node.name} has {node.disk_mb} MB of model disk, {model.name} needs {model.disk_mb} MB"
         return None
+
+    def room(self, model: ModelReq, node: Node) -> str | None:
+        """Why the node cannot take the model now (invariants (a), (b), (d)), or None."""
+        size = self.size(model, node)
+        if node.disk_mb is not None and node.disk_used_mb + model.disk_mb > node.disk_mb:
+            return (f"{node.name} has {node.disk_mb - node.disk_used_mb} MB of model disk free, "
+                    f"{model.name} needs {model.disk_mb} MB")
+        free = node.capacity_mb - node.planned_mb
+        if model.resident:
+            if size > free:
+                return f"{node.free_mb} MB free, needs {size} MB"
+            if node.on_demand and node.on_demand[-1] > free - size + node.offload_mb:
+                return (f"resident {size} MB would leave too little for the on-demand models it holds "
+                        f"(largest {node.on_demand[-1]} MB)")
+        elif size > free + node.offload_mb:
+            return (f"{max(free, 0)} MB VRAM left by services and resident models"
+                    + (f" + {node.offload_mb} MB offload RAM" if node.offload_mb else "") + f", needs {size} MB")
+        return None
+
+    def preference(self, model: ModelReq, node: Node) -> int:
+        """Lower is better: the model's fallback hosts in order, then hosts whose rules prefer it, then the rest."""
+        if model.fallback and node.name in model.fallback:
+            return model.fallback.index(node.name)
+        return len(model.fallback) + (0 if self.prefers(model, node) else 1)
+
+    @staticmethod
+    def prefers(model: ModelReq, node: Node) -> bool:
+        for low, high, kinds in node.prefer:
+            if kinds is not None and model.kind not in kinds:
+                continue
+            size = model.nominal_b
+            if (low is not None or high is not None) and size is None:
+                continue
+            if low is not None and size < low:
+                continue
+            if high is not None and size > high:
+                continue
+            return True
+        return False
 
     def tier(self, model: ModelReq, node: Node) -> int:
         if not self.options.class_rules:
@@ -524,54 +710,144 @@ class _ModelPlanner:
         return 0 if node.gpu_capable else 1
 
     def rule_text(self, model: ModelReq, node: Node) -> str:
+        text = ""
+        if model.fallback and node.name in model.fallback:
+            text = f"; fallback host {model.fallback.index(node.name) + 1} of {model.name} in the catalog"
+        elif node.prefer and self.prefers(model, node):
+            text = f"; {node.name} prefers models of this size/kind (pmoves_models_prefer)"
         if not self.options.class_rules:
-            return ""
+            return text
         if model.kind == "embedding" and not node.gpu_capable:
-            return "; embeddings prefer CPU nodes"
+            return text + "; embeddings prefer CPU nodes"
         if model.params_b is not None and model.params_b >= XL_PARAMS_B:
-            return "; 70B+ prefers the biggest GPU node"
+            return text + "; 70B+ prefers the biggest GPU node"
         if model.params_b is not None and model.params_b <= EDGE_PARAMS_B and node.node_class == "edge":
-            return "; 1-8B models prefer edge nodes"
-        return ""
+            return text + "; 1-8B models prefer edge nodes"
+        return text
 
     def best_node(self, model: ModelReq, exclude: str | None = None) -> Node | None:
-        size = model.vram_mb or 0
+        # The hot loop of big fleets (1000 nodes x 500 models): per-node values are looked up, not recomputed.
         xl = self.options.class_rules and model.params_b is not None and model.params_b >= XL_PARAMS_B
         spread = self.strategy == "spread"
         best_key = None
         best = None
         cpu_ok = model.cpu_ok
         name = model.name
+        resident = model.resident
+        params = model.nominal_b
+        disk = model.disk_mb
+        sizes = model.sizes
+        neutral = len(model.fallback) + 1  # preference of a host that neither is a fallback nor prefers it
+        tiers: dict[tuple[str, bool], int] = {}
         for node in self.nodes:
-            if (node.free_mb < size or not node.models_allowed or name in node.models
-                    or (not cpu_ok and not node.gpu_capable) or node.name == exclude):
+            if (not node.models_allowed or name in node.models or (not cpu_ok and not node.gpu_capable)
+                    or node.name == exclude):
                 continue
-            tier = self.tier(model, node)
-            if xl:  # discrete GPU nodes first (seed 000: 70B+ on the 5090), biggest first
-                key = (tier, node.node_class != "gpu", -node.capacity_mb, node.planned_mb, node.name)
-            elif spread:
-                key = (tier, (node.planned_mb + size) / (node.capacity_mb or 1), node.name)
+            if node.max_params_b is not None and params is not None and params > node.max_params_b:
+                continue
+            if node.disk_mb is not None and node.disk_used_mb + disk > node.disk_mb:
+                continue
+            size = sizes.get(node.env)
+            if size is None:
+                size = self.size(model, node)
+            free = node.capacity_mb - node.planned_mb
+            if resident:
+                if free < size or (node.on_demand and node.on_demand[-1] > free - size + node.offload_mb):
+                    continue
+            elif size > free + node.offload_mb:
+                continue
+            pref = self.preference(model, node) if (node.prefer or model.fallback) else neutral
+            tier_key = (node.node_class, node.gpu_capable)
+            tier = tiers.get(tier_key)
+            if tier is None:
+                tier = tiers[tier_key] = self.tier(model, node)
+            if resident:  # the planner before on-demand serving, unchanged (an all-resident catalog plans as before)
+                if xl:  # discrete GPU nodes first (seed 000: 70B+ on the 5090), biggest first
+                    key = (pref, tier, node.node_class != "gpu", -node.capacity_mb, node.planned_mb, node.name)
+                elif spread:
+                    key = (pref, tier, (node.planned_mb + size) / (node.capacity_mb or 1), node.name)
+                else:
+                    key = (pref, tier, 0 if node.planned_mb else 1, node.free_mb - size, node.name)
             else:
-                key = (tier, 0 if node.planned_mb else 1, node.free_mb - size, node.name)
+                # on demand: never spill when a node without spilling exists, then keep the peak within VRAM
+                spills = size > free
+                top_sum, top_min = node.top
+                over = node.planned_mb + top_sum + (size - top_min if size > top_min else 0) > node.capacity_mb
+                if xl:
+                    key = (pref, tier, spills, node.node_class != "gpu", -node.capacity_mb, over, node.held_mb,
+                           node.name)
+                elif spread:
+                    key = (pref, tier, spills, over, (node.held_mb + size) / (node.capacity_mb or 1), node.name)
+                else:
+                    key = (pref, tier, spills, over, 0 if node.models else 1, node.name)
             if best_key is None or key < best_key:
                 best_key = key
                 best = node
         return best
 
     def place(self, model: ModelReq, node: Node, why: str, pinned: bool = False, kept: bool = False) -> None:
-        placement = Placement(model.name, node.name, model.vram_mb or 0, why, pinned, kept)
+        placement = Placement(model.name, node.name, self.size(model, node), why, pinned, kept, model.disk_mb,
+                              model.resident)
         node.models[model.name] = placement
-        node.planned_mb += placement.vram_mb
+        if placement.resident:
+            node.planned_mb += placement.vram_mb
+        else:
+            bisect.insort(node.on_demand, placement.vram_mb)
+            node.held_mb += placement.vram_mb
+            node.top = node.top_on_demand()
+        node.disk_used_mb += placement.disk_mb
         self.placed[model.name].append(placement)
+
+    def _attach(self, placement: Placement) -> None:
+        """Put a removed placement back as it was (undo)."""
+        node = self.by_name[placement.host]
+        node.models[placement.model] = placement
+        if placement.resident:
+            node.planned_mb += placement.vram_mb
+        else:
+            bisect.insort(node.on_demand, placement.vram_mb)
+            node.held_mb += placement.vram_mb
+            node.top = node.top_on_demand()
+        node.disk_used_mb += placement.disk_mb
 
     def unplace(self, placement: Placement) -> None:
         node = self.by_name[placement.host]
         del node.models[placement.model]
-        node.planned_mb -= placement.vram_mb
+        if placement.resident:
+            node.planned_mb -= placement.vram_mb
+        else:
+            node.on_demand.remove(placement.vram_mb)
+            node.held_mb -= placement.vram_mb
+            node.top = node.top_on_demand()
+        node.disk_used_mb -= placement.disk_mb
         self.placed[placement.model].remove(placement)
 
+    def not_preferred(self, model: ModelReq, node: Node) -> str:
+        """Why the model is not on the hosts it prefers (its fallback hosts, hosts whose rules prefer it)."""
+        preferred = [self.by_name[h] for h in model.fallback if h in self.by_name]
+        preferred += [n for n in self.prefer_nodes if n not in preferred and self.prefers(model, n)]
+        if not preferred or node in preferred:
+            return ""
+        reasons = []
+        for other in preferred[:3]:
+            if model.name in other.models:
+                reasons.append(f"{other.name} already holds it")
+            else:
+                reasons.append(f"{other.name}: {self.eligible(model, other) or self.room(model, other) or 'ranked lower'}")
+        return "; not on a preferred host (" + "; ".join(reasons) + ")"
+
     def greedy_why(self, model: ModelReq, node: Node) -> str:
-        share = round(100 * (node.planned_mb + (model.vram_mb or 0)) / node.capacity_mb) if node.capacity_mb else 0
+        return self._greedy_why(model, node) + self.not_preferred(model, node)
+
+    def _greedy_why(self, model: ModelReq, node: Node) -> str:
+        size = self.size(model, node)
+        if not model.resident:
+            spill = size - (node.capacity_mb - node.planned_mb)
+            head = (f"{self.strategy}: on demand, fits when loaded alone ({size} MB of "
+                    f"{node.capacity_mb - node.planned_mb} MB VRAM left by services and resident models"
+                    + (f", {spill} MB spilled to RAM" if spill > 0 else "") + ")")
+            return head + self.rule_text(model, node)
+        share = round(100 * (node.planned_mb + size) / node.capacity_mb) if node.capacity_mb else 0
         if self.strategy == "spread":
             head = f"spread: least planned share after placing ({share}% of {node.capacity_mb} MB)"
         else:
@@ -585,20 +861,37 @@ class _ModelPlanner:
                 continue
             for host in model.pins:
                 node = self.by_name.get(host)
+                source = model.pin_sources.get(host, "catalog")
+                label = "pin" if source == "catalog" else "pin (the host's list)"
                 reason = None
                 if node is None:
-                    reason = f"pin {host}: not a planned host (unknown, or no pmoves_hardware)"
+                    reason = f"{label} {host}: not a planned host (unknown, or no pmoves_hardware)"
                 else:
-                    reason = self.eligible(model, node)
-                    if reason is None and node.free_mb < model.vram_mb:
-                        reason = f"pin {host}: {node.free_mb} MB free, needs {model.vram_mb} MB"
-                    elif reason is not None:
-                        reason = f"pin {host}: {reason}"
+                    reason = self.eligible(model, node) or self.room(model, node)
+                    if reason is not None:
+                        reason = f"{label} {host}: {reason}"
                 if reason is None:
-                    self.place(model, node, f"pinned to {host} in the catalog", pinned=True)
+                    where = "in the catalog" if source == "catalog" else "by its list (pmoves_models_pin)"
+                    self.place(model, node, f"pinned to {host} {where}" + (
+                        "" if model.resident else f"; on demand ({self.size(model, node)} MB when loaded)"),
+                        pinned=True)
                 else:
                     self.notes[model.name].append(reason)
                     self.warnings.append(f"model {model.name}: {reason}; the pin cannot hold")
+        for model in self.models:  # catalog primary: the first replica, kept whenever it fits
+            host = model.primary
+            if host is None or model.vram_mb is None or len(self.placed[model.name]) >= self.target(model):
+                continue
+            node = self.by_name.get(host)
+            if node is not None and model.name in node.models:
+                continue
+            reason = "not a planned host" if node is None else (self.eligible(model, node) or self.room(model, node))
+            if reason is None:
+                self.place(model, node, "primary host from the catalog" + self.rule_text(model, node), kept=True)
+            else:
+                self.notes[model.name].append(f"primary {host}: {reason}")
+                self.warnings.append(f"model {model.name}: primary {host} cannot take it ({reason}); "
+                                     "using the fallback hosts")
         if previous and self.options.sticky:
             prior = previous.get("models") or {}
             for model in self.models:
@@ -610,7 +903,7 @@ class _ModelPlanner:
                     node = self.by_name.get(host)
                     if node is None or model.name in node.models or self.eligible(model, node) is not None:
                         continue
-                    if node.free_mb >= model.vram_mb and len(self.placed[model.name]) < self.target(model):
+                    if self.room(model, node) is None:
                         self.place(model, node, str(why_before.get(host) or "kept from the previous plan"), kept=True)
         # Greedy orders, best count wins (ties: the first). Largest-first rounds give every model a first
         # replica before any second one and pack well; when the fleet is oversubscribed, smallest-first
@@ -626,18 +919,23 @@ class _ModelPlanner:
                 best_state = (count, self.snapshot())
             if all(len(self.placed[m.name]) >= self.target(m) or m.vram_mb is None for m in self.models):
                 break
+            if order == "rounds" and not any(self._could_grow(m) for m in self._short()):
+                break  # every short model is short of eligible hosts: no other order places more
         self.restore(best_state[1])
         self.repair()
 
-    def snapshot(self) -> tuple[dict[str, tuple[int, dict[str, Placement]]], dict[str, list[Placement]]]:
-        return ({n.name: (n.planned_mb, dict(n.models)) for n in self.nodes},
+    def snapshot(self) -> tuple[dict[str, tuple[Any, ...]], dict[str, list[Placement]]]:
+        return ({n.name: (n.planned_mb, dict(n.models), list(n.on_demand), n.held_mb, n.disk_used_mb)
+                 for n in self.nodes},
                 {name: list(places) for name, places in self.placed.items()})
 
-    def restore(self, state: tuple[dict[str, tuple[int, dict[str, Placement]]], dict[str, list[Placement]]]) -> None:
+    def restore(self, state: tuple[dict[str, tuple[Any, ...]], dict[str, list[Placement]]]) -> None:
         nodes, placed = state
         for node in self.nodes:
-            node.planned_mb, models = nodes[node.name]
+            node.planned_mb, models, on_demand, node.held_mb, node.disk_used_mb = nodes[node.name]
             node.models = dict(models)
+            node.on_demand = list(on_demand)
+            node.top = node.top_on_demand()
         self.placed = {name: list(places) for name, places in placed.items()}
 
     def greedy(self, order: str) -> None:
@@ -657,6 +955,10 @@ class _ModelPlanner:
                 stuck.add(model.name)
                 continue
             self.place(model, node, self.stand_in(model) + self.greedy_why(model, node))
+
+    def _could_grow(self, model: ModelReq) -> bool:
+        """True when some host without a replica could hold the model on an otherwise empty fleet."""
+        return any(model.name not in node.models and self.eligible(model, node) is None for node in self.nodes)
 
     def target(self, model: ModelReq) -> int:
         """Replicas to place: all wanted, or without the failed pins when they may not fall back."""
@@ -705,35 +1007,39 @@ class _ModelPlanner:
         short = self._short()
         if not short:
             return False, budget
-        smallest = short[0].vram_mb or 0
         for node in self.nodes:
             if budget <= 0:
                 break
             budget -= len(short)
-            if not node.models or node.free_mb + max(p.vram_mb for p in node.models.values()) < 2 * smallest:
+            if not node.models:
                 continue
             fitting = [m for m in short if m.name not in node.models and self.eligible(m, node) is None]
             if len(fitting) < 2:
                 continue
             for victim in sorted((p for p in node.models.values() if not p.pinned and not p.kept),
                                  key=lambda p: (-p.vram_mb, p.model)):
-                room = node.free_mb + victim.vram_mb
+                budget -= len(fitting)
+                position = self.placed[victim.model].index(victim)
+                self.unplace(victim)
                 chosen = []
                 for model in fitting:
-                    if model.name != victim.model and (model.vram_mb or 0) <= room:
+                    if model.name != victim.model and self.room(model, node) is None:
+                        self.place(model, node, "")
                         chosen.append(model)
-                        room -= model.vram_mb or 0
                 if len(chosen) >= 2:
-                    self.unplace(victim)
                     for model in chosen:
-                        self.place(model, node, f"takes the room of {victim.model} ({len(chosen)} replicas in "
-                                   "for one out); " + self.greedy_why(model, node))
+                        self.placed[model.name][-1].why = (
+                            f"takes the room of {victim.model} ({len(chosen)} replicas in for one out); "
+                            + self.greedy_why(model, node))
                     return True, budget
+                for model in chosen:
+                    self.unplace(self.placed[model.name][-1])
+                self._attach(victim)
+                self.placed[victim.model].insert(position, victim)
         return False, budget
 
     def _make_room(self, model: ModelReq, budget: int) -> tuple[bool, int]:
         """Move replicas off one eligible node (largest first) until the model fits there; undo on failure."""
-        size = model.vram_mb or 0
         for node in self.nodes:
             if budget <= 0:
                 return False, budget
@@ -741,13 +1047,24 @@ class _ModelPlanner:
                 continue
             movable = sorted((p for p in node.models.values() if not p.pinned and not p.kept),
                              key=lambda p: (-p.vram_mb, p.model))
-            if node.free_mb + sum(p.vram_mb for p in movable) < size:
+            size = self.size(model, node)
+            # bound: even with every movable replica gone, would it fit?
+            freed_vram = sum(p.vram_mb for p in movable if p.resident)
+            freed_disk = sum(p.disk_mb for p in movable)
+            free_after = node.capacity_mb - node.planned_mb + freed_vram
+            if model.resident and free_after < size:
+                continue
+            if not model.resident and free_after + node.offload_mb < size:
+                continue
+            if node.disk_mb is not None and node.disk_used_mb - freed_disk + model.disk_mb > node.disk_mb:
                 continue
             moves: list[tuple[Placement, Placement]] = []
             order_before = {p.model: list(self.placed[p.model]) for p in movable}
             for placement in movable:
-                if node.free_mb >= size:
+                if self.room(model, node) is None:
                     break
+                if not placement.resident and node.disk_mb is None and not model.resident:
+                    continue  # an on-demand replica takes no room an on-demand model needs
                 other = self.by_model[placement.model]
                 budget -= len(self.nodes)
                 target = self.best_node(other, exclude=node.name)
@@ -757,14 +1074,13 @@ class _ModelPlanner:
                 self.place(other, target, f"moved here from {node.name} to make room for {model.name}; "
                            + self.greedy_why(other, target))
                 moves.append((placement, self.placed[other.name][-1]))
-            if node.free_mb >= size:
+            if self.room(model, node) is None:
                 self.place(model, node, f"placed after moving {', '.join(m.model for m, _moved_to in moves)} away; "
                            + self.greedy_why(model, node))
                 return True, budget
             for original, moved in reversed(moves):  # undo: this node cannot be freed enough
                 self.unplace(moved)
-                self.by_name[original.host].models[original.model] = original
-                self.by_name[original.host].planned_mb += original.vram_mb
+                self._attach(original)
                 self.placed[original.model] = order_before[original.model]
         return False, budget
 
@@ -777,18 +1093,28 @@ class _ModelPlanner:
             why = "no node allows models" if model.cpu_ok else "it is not cpu_ok and no GPU-capable node allows models"
             base = "no node may take it: " + why
         else:
-            largest = max(allowed, key=lambda n: (n.capacity_mb, n.name))
-            big_enough = [n for n in allowed if n.capacity_mb >= model.vram_mb]
-            if not big_enough:
-                base = f"needs {model.vram_mb} MB; largest node has {largest.capacity_mb} MB"
-            elif len(big_enough) < model.wanted:
-                base = (f"needs {model.wanted} replicas on distinct hosts; only {len(big_enough)} eligible "
-                        f"node(s) have {model.vram_mb} MB")
+            eligible = [n for n in allowed if self.eligible(model, n) is None]
+            if not eligible:
+                def reach(n: Node) -> int:
+                    return n.capacity_mb + (0 if model.resident else n.offload_mb)
+
+                largest = max(allowed, key=lambda n: (reach(n), n.name))
+                too_small = [n for n in allowed if self.eligible(model, n) and "needs" in str(self.eligible(model, n))
+                             and "disk" not in str(self.eligible(model, n))]
+                if len(too_small) == len(allowed):
+                    base = (f"needs {self.size(model, largest)} MB; largest node has {largest.capacity_mb} MB"
+                            + (f" (+{largest.offload_mb} MB offload RAM)" if reach(largest) > largest.capacity_mb
+                               else ""))
+                else:
+                    base = "no node may hold it: " + "; ".join(
+                        sorted({str(self.eligible(model, n)) for n in allowed})[:3])
+            elif len(eligible) < model.wanted:
+                base = (f"needs {model.wanted} replicas on distinct hosts; only {len(eligible)} eligible "
+                        f"node(s) can hold it ({model.vram_mb} MB)")
             else:
-                roomiest = max((n for n in big_enough if model.name not in n.models),
-                               key=lambda n: (n.free_mb, n.name), default=None)
-                base = f"no room: needs {model.vram_mb} MB" + (
-                    f"; most free eligible node {roomiest.name} has {roomiest.free_mb} MB" if roomiest else "")
+                candidates = [n for n in eligible if model.name not in n.models]
+                reasons = sorted({f"{n.name}: {self.room(model, n)}" for n in candidates[:3] if self.room(model, n)})
+                base = f"no room: needs {model.vram_mb} MB" + (f" ({'; '.join(reasons)})" if reasons else "")
         return "; ".join([base, *notes])
 
 
@@ -834,6 +1160,10 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
     for node in nodes:
         assign_gpus(node, service_catalog, gpu_strategy, warnings)
 
+    for node in nodes:
+        node.services_mb = node.planned_mb
+    _host_pins(nodes, model_reqs, warnings)
+
     planner = _ModelPlanner(nodes, model_reqs, model_strategy, options, warnings)
     planner.run(previous)
 
@@ -852,6 +1182,15 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
             entry["alias"] = model.alias
         if model.keep_alive is not None:
             entry["keep_alive"] = model.keep_alive
+        elif model.resident:
+            entry["keep_alive"] = "-1"  # resident: Ollama keeps it loaded for ever after the warm-up
+        entry["resident"] = model.resident
+        entry["disk_mb"] = model.disk_mb
+        entry["vram_by_host"] = {p.host: p.vram_mb for p in placements}
+        if model.primary:
+            entry["primary"] = model.primary
+        if model.fallback:
+            entry["fallback"] = list(model.fallback)
         if model.pins:
             entry["pin"] = list(model.pins)
         models_out[model.name] = entry
@@ -866,20 +1205,18 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
 
     nodes_out: dict[str, Any] = {}
     for node in nodes:
-        share = node.planned_mb / node.capacity_mb if node.capacity_mb else 0.0
-        if node.capacity_mb and share > options.warn_planned_share:
-            warnings.append(f"node {node.name} is planned at {round(100 * share)}% of its usable VRAM "
-                            f"({node.planned_mb} of {node.capacity_mb} MB)")
+        capacity = _node_capacity(node, warnings, options)
         ollama = dict(endpoints[node.name])
         ollama["models"] = [{"name": name, "aliases": models_out[name]["aliases"],
                              **({"keep_alive": models_out[name]["keep_alive"]} if "keep_alive" in models_out[name]
                                 else {})} for name in sorted(node.models)]
         ollama["gpu_uuids"] = [g.uuid for g in node.gpus if g.uuid and g.vendor == "nvidia"]
         nodes_out[node.name] = {
-            "class": node.node_class, "vram_total_mb": node.capacity_mb, "vram_planned_mb": node.planned_mb,
+            "class": node.node_class, "vram_total_mb": node.capacity_mb, "vram_planned_mb": capacity["peak_mb"],
             "models": sorted(node.models), "services": sorted(node.services, key=lambda s: s["name"]),
             "gpu_capable": node.gpu_capable, "models_allowed": node.models_allowed,
             "hardware_source": node.hardware_source, "gpus": _gpu_breakdown(node), "ollama": ollama,
+            **capacity,
         }
 
     new_pairs = {("model", m, h) for m, e in models_out.items() for h in e["placed"]}
@@ -904,6 +1241,74 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
         "moved": len(moved),
         "moved_detail": moved,
         "warnings": list(dict.fromkeys(warnings)),
+    }
+
+
+def _host_pins(nodes: list[Node], models: list[ModelReq], warnings: list[str]) -> None:
+    """The hosts' own lists (pmoves_models_pin) become pins of the catalog entries they name."""
+    by_name = {m.name: m for m in models}
+    for node in nodes:
+        for raw in node.pins:
+            name = normalize_model_name(raw)
+            model = by_name.get(name)
+            if model is None:
+                warnings.append(f"host {node.name}: pmoves_models_pin names {raw}, which is not in pmoves_models "
+                                "(or is not an Ollama model); add it to the catalog")
+                continue
+            if node.name in model.pins:
+                continue
+            model.pins.append(node.name)
+            model.pin_sources[node.name] = "host list"
+            model.wanted = max(model.wanted, len(model.pins))
+
+
+def _slowdown(spill_mb: int, size_mb: int) -> float:
+    """Rough generation slowdown of a model with spill_mb of size_mb in system RAM (RAM ~10x slower than VRAM)."""
+    share = min(max(spill_mb / size_mb, 0.0), 1.0) if size_mb else 0.0
+    return 1.0 + 9.0 * share
+
+
+def _node_capacity(node: Node, warnings: list[str], options: PlanOptions) -> dict[str, Any]:
+    """Contract 2 per node: resident, on demand with the peak, offload, disk, every placement's reason; warnings."""
+    placements = sorted(node.models.values(), key=lambda p: p.model)
+    on_demand = [p for p in placements if not p.resident]
+    resident_mb = sum(p.vram_mb for p in placements if p.resident)
+    top = sorted(on_demand, key=lambda p: (-p.vram_mb, p.model))[:node.max_loaded]
+    peak = node.peak_mb()
+    left = node.capacity_mb - node.planned_mb  # VRAM an on-demand model finds when loaded alone
+    if peak > node.capacity_mb and on_demand:
+        largest = top[0]
+        warnings.append(
+            f"node {node.name}: planned peak {peak} MB (services {node.services_mb} + resident {resident_mb} + the "
+            f"{len(top)} largest on-demand models {', '.join(p.model for p in top)}) exceeds its {node.capacity_mb} MB "
+            f"of VRAM: when they are asked for together Ollama unloads one to load another (expected slowdown: a "
+            f"reload of up to {_gb(largest.vram_mb)}, about {max(1, round(largest.vram_mb / 2000))} s from disk, "
+            f"per switch)")
+    elif node.capacity_mb and peak / node.capacity_mb > options.warn_planned_share:
+        warnings.append(f"node {node.name} is planned at {round(100 * peak / node.capacity_mb)}% of its usable VRAM "
+                        f"({peak} of {node.capacity_mb} MB)")
+    for placement in on_demand:
+        spill = placement.vram_mb - left
+        if spill > 0:
+            warnings.append(f"model {placement.model} on {node.name}: {placement.vram_mb} MB when loaded, {max(left, 0)} "
+                            f"MB VRAM left by services and resident models; Ollama spills {spill} MB to RAM "
+                            f"(expected slowdown: about {_slowdown(spill, placement.vram_mb):.1f}x slower generation)")
+    context, parallel, kv_type = node.env
+    return {
+        "reserved_mb": node.planned_mb,
+        "services_mb": node.services_mb,
+        "resident": [p.model for p in placements if p.resident],
+        "on_demand": [p.model for p in on_demand],
+        "peak_mb": peak,
+        "peak_models": sorted(p.model for p in top),
+        "offload_mb": node.offload_mb,
+        "max_loaded": node.max_loaded,
+        "disk": {"total_mb": node.disk_mb, "used_mb": node.disk_used_mb,
+                 "free_mb": node.disk_mb - node.disk_used_mb if node.disk_mb is not None else None},
+        "ollama_env": {"context_length": context, "num_parallel": parallel, "kv_cache_type": kv_type},
+        "placements": {p.model: {"vram_mb": p.vram_mb, "disk_mb": p.disk_mb, "resident": p.resident,
+                                 "spill_mb": max(p.vram_mb - left, 0) if not p.resident else 0,
+                                 "pinned": p.pinned, "why": p.why} for p in placements},
     }
 
 
@@ -963,7 +1368,7 @@ def _gpu_breakdown(node: Node) -> list[dict[str, Any]]:
     """Per GPU: services on it plus the models' share (Ollama splits layers by free memory)."""
     if not node.gpus:
         return []
-    models_mb = sum(p.vram_mb for p in node.models.values())
+    models_mb = node.peak_mb() - node.services_mb  # resident + the peak's on-demand models
     free = [max(g.usable_mb - g.services_mb, 0) for g in node.gpus]
     total_free = sum(free) or 1
     shares = [models_mb * f // total_free for f in free]

@@ -53,6 +53,22 @@ def render_markdown(plan: dict[str, Any]) -> str:
         out.append(f"| {host} | {node['class']} | {node['vram_planned_mb']} / {node['vram_total_mb']} | "
                    f"{_pct(node['vram_planned_mb'], node['vram_total_mb'])}% | "
                    f"{', '.join(node.get('models') or []) or '-'} | {services or '-'} |")
+    out += ["", "## Capacity per node", "",
+            "Resident models and services are always loaded; on-demand models are held on disk and loaded when "
+            "asked for (at most max_loaded at once). Peak = services + resident + the max_loaded largest "
+            "on-demand models.", "",
+            "| host | reserved (services + resident) MB | resident | on demand | peak / VRAM MB | max_loaded | "
+            "offload MB | disk used / total MB |", "|---|---|---|---|---|---|---|---|"]
+    for host, node in sorted(nodes.items()):
+        out.append("| " + " | ".join(_capacity_cells(host, node)) + " |")
+    out += ["", "## Placements and reasons", "",
+            "| host | model | loaded | VRAM when loaded MB | spills to RAM MB | disk MB | why here |",
+            "|---|---|---|---|---|---|---|"]
+    for host, node in sorted(nodes.items()):
+        for model, placement in sorted((node.get("placements") or {}).items()):
+            out.append(f"| {host} | {model} | {'resident' if placement.get('resident') else 'on demand'} | "
+                       f"{placement.get('vram_mb')} | {placement.get('spill_mb') or 0} | {placement.get('disk_mb')} | "
+                       f"{str(placement.get('why') or '').replace('|', '/')} |")
     out += ["", "## Models", "", "| model | alias | VRAM (MB) | wanted | hosts | why |", "|---|---|---|---|---|---|"]
     for name, entry in sorted(models.items()):
         why = "; ".join(f"{h}: {w}" for h, w in (entry.get("why") or {}).items())
@@ -67,6 +83,18 @@ def render_markdown(plan: dict[str, Any]) -> str:
         out += ["", "## Warnings", ""]
         out += [f"- {w}" for w in plan["warnings"]]
     return "\n".join(out) + "\n"
+
+
+def _capacity_cells(host: str, node: dict[str, Any]) -> list[str]:
+    """One row of the capacity table: reserved, resident, on demand, peak vs VRAM, max_loaded, offload, disk."""
+    disk = node.get("disk") or {}
+    total = disk.get("total_mb")
+    peak = node.get("peak_mb", node.get("vram_planned_mb", 0))
+    over = " (over VRAM)" if peak > node.get("vram_total_mb", 0) and node.get("on_demand") else ""
+    return [host, str(node.get("reserved_mb", node.get("vram_planned_mb", 0))),
+            ", ".join(node.get("resident") or []) or "-", ", ".join(node.get("on_demand") or []) or "-",
+            f"{peak} / {node.get('vram_total_mb', 0)}{over}", str(node.get("max_loaded", "-")),
+            str(node.get("offload_mb", 0)), f"{disk.get('used_mb', 0)} / {total if total is not None else 'unknown'}"]
 
 
 _CSS = """
@@ -127,6 +155,21 @@ def render_html(plan: dict[str, Any]) -> str:
         "Bars: blue = services, green = models, red = over budget.</p>",
         "<h2>VRAM per GPU (planned vs usable)</h2><table><tr><th>host</th><th>class</th><th>device</th>"
         "<th>planned</th><th>MB</th><th>services</th></tr>", "".join(rows), "</table>",
+        "<h2>Capacity per node</h2><p class=\"small\">Resident models and services are always loaded; on-demand "
+        "models are held on disk and loaded when asked for (at most max_loaded at once); peak = services + "
+        "resident + the max_loaded largest on-demand models.</p><table><tr><th>host</th><th>reserved MB</th>"
+        "<th>resident</th><th>on demand</th><th>peak / VRAM MB</th><th>max_loaded</th><th>offload MB</th>"
+        "<th>disk used / total MB</th></tr>",
+        "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in _capacity_cells(host, node)) + "</tr>"
+                for host, node in sorted(nodes.items())), "</table>",
+        "<h2>Placements and reasons</h2><table><tr><th>host</th><th>model</th><th>loaded</th><th>VRAM MB</th>"
+        "<th>spills MB</th><th>disk MB</th><th>why here</th></tr>",
+        "".join(f"<tr><td>{esc(host)}</td><td>{esc(model)}</td>"
+                f"<td>{'resident' if p.get('resident') else 'on demand'}</td><td>{p.get('vram_mb')}</td>"
+                f"<td class=\"{'warn' if p.get('spill_mb') else 'small'}\">{p.get('spill_mb') or 0}</td>"
+                f"<td>{p.get('disk_mb')}</td><td class=\"small\">{esc(str(p.get('why') or ''))}</td></tr>"
+                for host, node in sorted(nodes.items()) for model, p in sorted((node.get("placements") or {}).items())),
+        "</table>",
         "<h2>Models</h2><table><tr><th>model</th><th>alias</th><th>VRAM MB</th><th>replicas</th><th>hosts</th>"
         "<th>short because</th></tr>", "".join(model_rows), "</table>",
         f"<h2>Warnings ({len(plan.get('warnings') or [])})</h2><ul>{warnings}</ul>",

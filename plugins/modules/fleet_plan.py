@@ -98,6 +98,12 @@ options:
     description: A pin that cannot hold still gets its replica on another host (the pin failure is a warning).
     type: bool
     default: true
+  offload_ram_share:
+    description:
+      - Share of RAM a discrete-GPU node lets Ollama spill layers into when a model exceeds the VRAM left by services
+        and resident models (a host's C(pmoves_ollama_offload_mb) wins; unified-memory and CPU nodes spill nothing).
+    type: float
+    default: 0.75
   ollama_port:
     description: Ollama port of hosts that set no C(pmoves_ollama_port) (C(pmoves_ollama_port) of pmoves.fleet.common).
     type: int
@@ -168,14 +174,18 @@ plan:
       type: str
     nodes:
       description:
-        - Per host - class, vram_total_mb, vram_planned_mb, models, services (name, gpu, gpu_index, gpu_uuid, vram_mb,
-          why, the compose keys), gpus.
+        - Per host - class, vram_total_mb, vram_planned_mb (the peak - services, resident models and the max_loaded
+          largest on-demand models), models, services (name, gpu, gpu_index, gpu_uuid, vram_mb, why, the compose
+          keys), gpus.
+        - Capacity (contract 2) - reserved_mb, services_mb, resident, on_demand, peak_mb, peak_models, offload_mb,
+          max_loaded, disk (total_mb, used_mb, free_mb), ollama_env (context_length, num_parallel, kv_cache_type) and
+          placements (per model - vram_mb when loaded here, disk_mb, resident, spill_mb, pinned, why).
         - C(ollama) - runs, network, listen, port, address, address_source, url (for other hosts), local_url,
           client_url (the Ollama this node's clients use), consumers, models (C({name, aliases, keep_alive})), gpu_uuids.
       type: dict
     models:
-      description: Per normalised model name - wanted, placed hosts, vram_mb, why per host, alias (as written), aliases
-        (normalised), kind, keep_alive.
+      description: Per normalised model name - wanted, placed hosts, vram_mb, vram_by_host, why per host, alias (as
+        written), aliases (normalised), kind, keep_alive, resident, disk_mb, primary, fallback.
       type: dict
     fleet:
       description: Membership from the inventory - hosts, groups, gateway (enabled, hosts), wireguard (network, hosts,

@@ -53,6 +53,14 @@ options:
       - Default the release roles/ollama installs (C(pmoves_ollama_version), 0.30.10). Rules are modelled
         for 0.30.0 and later; an older release gives an approximate answer and a warning.
     type: str
+  models_path:
+    description:
+      - Ollama's model store (C(OLLAMA_MODELS)) below C(sysroot); C(models_disk) reports the free space of its
+        file system and the size of its blobs, which the planner uses as the node's model disk limit when
+        the inventory declares no C(pmoves_models_disk_mb). Nothing is reported while the directory does not exist.
+      - An empty string skips the probe.
+    type: str
+    default: /usr/share/ollama/.ollama/models
   profiles:
     description:
       - Hardware profiles merged over the built-ins (C(jetson-thor), C(rtx-pro-4000), C(development)),
@@ -221,6 +229,12 @@ ansible_facts:
           description: Probes that were skipped and why.
           type: list
           elements: str
+        models_disk:
+          description:
+            - Ollama's model store (C(models_path)) - C(path), C(free_mb) and C(total_mb) of its file system,
+              C(store_mb) the size of its blobs; null while the store does not exist.
+          type: dict
+          returned: always
 """
 
 import os
@@ -237,6 +251,7 @@ def main() -> None:
             "use_nvml": {"type": "bool", "default": True},
             "profiles": {"type": "dict", "default": {}},
             "ollama_version": {"type": "str"},
+            "models_path": {"type": "str", "default": "/usr/share/ollama/.ollama/models"},
         },
         supports_check_mode=True,
     )
@@ -253,6 +268,7 @@ def main() -> None:
             use_nvml=module.params["use_nvml"],
             profiles=profiles,
             ollama_version=module.params["ollama_version"],
+            models_path=module.params["models_path"] or None,
         )
     except Exception as exc:  # a parser bug must not become a bare traceback
         module.fail_json(msg=f"hardware discovery failed under {sysroot}: {type(exc).__name__}: {exc}")

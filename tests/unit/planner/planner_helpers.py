@@ -60,10 +60,29 @@ def check_invariants(plan: dict[str, Any], hosts: list[dict[str, Any]], catalog:
         assert name == normalize_model_name(name)
     for host, node in plan["nodes"].items():
         assert by_host[host]["hardware"], f"{host} has no hardware but is planned"
-        assert node["vram_planned_mb"] <= node["vram_total_mb"], host
-        models_mb = sum(plan["models"][m]["vram_mb"] for m in node["models"])
+        # contract 2 invariants (a)-(d)
         services_mb = sum(s["vram_mb"] for s in node["services"])
-        assert node["vram_planned_mb"] == models_mb + services_mb, host
+        placements = node["placements"]
+        assert set(placements) == set(node["models"]) == set(node["resident"]) | set(node["on_demand"]), host
+        resident_mb = sum(p["vram_mb"] for p in placements.values() if p["resident"])
+        reserved = services_mb + resident_mb
+        assert node["reserved_mb"] == reserved, host
+        if resident_mb:
+            assert reserved <= node["vram_total_mb"], host  # (a)
+        on_demand = sorted((p["vram_mb"] for p in placements.values() if not p["resident"]), reverse=True)
+        for model, placement in placements.items():  # (b)
+            assert placement["vram_mb"] == plan["models"][model]["vram_by_host"][host]
+            if not placement["resident"] and (resident_mb or services_mb <= node["vram_total_mb"]):
+                assert placement["vram_mb"] <= node["vram_total_mb"] - reserved + node["offload_mb"], (host, model)
+        peak = reserved + sum(on_demand[:node["max_loaded"]])
+        assert node["vram_planned_mb"] == node["peak_mb"] == peak, host  # (c)
+        if peak > node["vram_total_mb"] and on_demand:
+            assert any(w.startswith(f"node {host}: planned peak") for w in plan["warnings"]), host
+        if not on_demand and not services_mb > node["vram_total_mb"]:
+            assert node["vram_planned_mb"] <= node["vram_total_mb"], host
+        if node["disk"]["total_mb"] is not None:  # (d)
+            assert node["disk"]["used_mb"] <= node["disk"]["total_mb"], host
+        assert node["disk"]["used_mb"] == sum(p["disk_mb"] for p in placements.values()), host
         gpus_mb = sum(g["memory_total_mb"] for g in by_host[host]["hardware"].get("gpus") or [])
         if node["class"] in GPU_CLASSES and gpus_mb:
             assert 0.75 * gpus_mb <= node["vram_total_mb"] <= gpus_mb, host

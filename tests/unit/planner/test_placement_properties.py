@@ -30,6 +30,20 @@ def hosts_strategy(draw):
         host_vars = {}
         if draw(st.booleans()) and draw(st.booleans()):
             host_vars["pmoves_models_allowed"] = False
+        # contract 2 capacity inputs: model disk, offload RAM, max_loaded, size classes and caps
+        if draw(st.integers(0, 3)) == 0:
+            host_vars["pmoves_models_disk_mb"] = draw(st.integers(min_value=0, max_value=120000))
+        if draw(st.integers(0, 3)) == 0:
+            host_vars["pmoves_ollama_offload_mb"] = draw(st.integers(min_value=0, max_value=65536))
+        if draw(st.integers(0, 3)) == 0:
+            host_vars["pmoves_ollama_max_loaded_models"] = draw(st.integers(min_value=1, max_value=4))
+        if draw(st.integers(0, 4)) == 0:
+            host_vars["pmoves_models_max_params_b"] = draw(st.sampled_from([3, 8, 30]))
+        if draw(st.integers(0, 4)) == 0:
+            host_vars["pmoves_models_prefer"] = [{"min_params_b": draw(st.sampled_from([0, 8, 30, 70]))}]
+        if draw(st.integers(0, 4)) == 0:
+            host_vars["pmoves_ollama_num_parallel"] = draw(st.integers(min_value=1, max_value=4))
+            host_vars["pmoves_ollama_context_length"] = draw(st.sampled_from([2048, 8192, 131072]))
         hosts.append({"name": f"h{i:02d}", "groups": [group] if draw(st.integers(0, 9)) else [],
                       "hardware": None if draw(st.integers(0, 15)) == 0 else hardware, "vars": host_vars})
     return hosts
@@ -45,6 +59,11 @@ def catalog_strategy(draw, host_names):
             entry["vram_mb"] = draw(st.integers(min_value=0, max_value=60000))
         if draw(st.integers(0, 3)) == 0:
             entry["pin"] = draw(st.lists(st.sampled_from([*host_names, "nowhere"]), unique=True, max_size=2))
+        if draw(st.booleans()):
+            entry["resident"] = True
+        if host_names and draw(st.integers(0, 4)) == 0:
+            entry["primary"] = draw(st.sampled_from(host_names))
+            entry["fallback"] = draw(st.lists(st.sampled_from(host_names), unique=True, max_size=2))
         entries.append(entry)
     return entries
 

@@ -31,3 +31,20 @@ def test_diff_summary_shows_moves() -> None:
     after = plan_fleet(HOSTS, CATALOG)
     diff = diff_summary(before, after)
     assert "nomic-embed-text:latest" not in diff["before"] and "nomic-embed-text:latest: vps" in diff["after"]
+
+
+def test_reports_show_resident_on_demand_peak_disk_and_reasons() -> None:
+    hosts = [{**HOSTS[0], "vars": {"pmoves_models_disk_mb": 90000}}, HOSTS[1]]
+    catalog = [{"name": "qwen2.5:14b", "resident": True}, {"name": "qwen2.5:32b"}, {"name": "deepseek-r1:32b"},
+               {"name": "nomic-embed-text", "cpu_ok": True}]
+    plan = plan_fleet(hosts, catalog)
+    node = plan["nodes"]["ws"]
+    text = render_markdown(plan)
+    assert "## Capacity per node" in text and "## Placements and reasons" in text
+    row = next(line for line in text.splitlines() if line.startswith("| ws | ") and "qwen2.5:14b" in line
+               and "/ 90000" in line)
+    assert f"{node['peak_mb']} / {node['vram_total_mb']}" in row and "qwen2.5:32b" in row
+    assert f"{node['disk']['used_mb']} / 90000" in row
+    assert "| ws | qwen2.5:14b | resident |" in text and "| ws | qwen2.5:32b | on demand |" in text
+    page = render_html(plan)
+    assert "Capacity per node" in page and "Placements and reasons" in page and "on demand" in page
