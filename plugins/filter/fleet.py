@@ -41,6 +41,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import (
 from ansible_collections.pmoves.fleet.plugins.module_utils.wireguard_config import (
     WireGuardConfigError,
     build_node_config,
+    mesh_public_keys,
 )
 
 
@@ -136,6 +137,13 @@ def wireguard_config(nodes: dict[str, dict[str, Any]], node: str, network: str, 
         raise AnsibleFilterError(f"cannot build the WireGuard config of {node}: {exc}") from exc
 
 
+def wireguard_public_keys(members: list[str], reported: dict[str, Any] | None = None,
+                          known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{keys: {host: key}, missing: [hosts]}``: every mesh member's key, reported this run or remembered."""
+    keys, missing = mesh_public_keys(list(members or []), dict(reported or {}), dict(known or {}))
+    return {"keys": keys, "missing": missing}
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -148,4 +156,5 @@ class FilterModule:
             "nats_server_config": nats_server_config,
             "mesh_agent_config": mesh_agent_config,
             "wireguard_config": wireguard_config,
+            "wireguard_public_keys": wireguard_public_keys,
         }
