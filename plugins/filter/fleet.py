@@ -14,6 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.pmoves.fleet.plugins.module_utils.host_firewall import FirewallError, build_guard
 from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import (
     GatewayConfigError,
     GatewayInputs,
@@ -144,6 +145,15 @@ def wireguard_public_keys(members: list[str], reported: dict[str, Any] | None = 
     return {"keys": keys, "missing": missing}
 
 
+def host_firewall(ports: list[Any], interfaces: list[str] | None = None, sources: list[Any] | None = None,
+                  header: str = "") -> dict[str, Any]:
+    """``{ruleset, ports, sources, unmatched}`` of the node's nftables guard (pmoves.fleet.base)."""
+    try:
+        return build_guard(list(ports or []), list(interfaces or []), list(sources or []), header=str(header or ""))
+    except FirewallError as exc:
+        raise AnsibleFilterError(f"cannot build the host firewall: {exc}") from exc
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -157,4 +167,5 @@ class FilterModule:
             "mesh_agent_config": mesh_agent_config,
             "wireguard_config": wireguard_config,
             "wireguard_public_keys": wireguard_public_keys,
+            "host_firewall": host_firewall,
         }
