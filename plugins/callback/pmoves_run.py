@@ -16,6 +16,10 @@ description:
   - Writes them to C($TMPDIR/pmoves-fleet-run-<pid>.json) at the start of every play and at the
     end of the run, so C(pmoves.fleet.fleet_report) in C(verify.yml) can show what changed in
     this run. The file of a finished run is removed.
+  - When the run stops before C(verify.yml) wrote the report (more than C(pmoves_max_fail_percentage) % of the
+    hosts of a play failed, every host of a play failed, C(any_errors_fatal)), it writes the report itself at the
+    end of the run (next to the plan of the run) from the plan and the recorded results, naming the failed and
+    unreachable hosts, so a broken run always leaves a report.
   - Enable with C(ANSIBLE_CALLBACKS_ENABLED=pmoves.fleet.pmoves_run) (C(make lab) and the
     C(pmoves) command do this) or in C(ansible.cfg) C(callbacks_enabled).
 requirements:
@@ -39,6 +43,39 @@ def run_file(pid: int) -> str:
     return os.path.join(tempfile.gettempdir(), f"pmoves-fleet-run-{pid}.json")
 
 
+def cli_check_mode() -> bool:
+    from ansible import context
+
+    return bool((context.CLIARGS or {}).get("check"))
+
+
+def write_fallback_report(plan_path: str, hosts: dict[str, dict[str, Any]]) -> str:
+    """The report of a run that stopped before verify.yml: the plan plus what each host did, failed hosts named."""
+    from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_report import build_report, render_html
+
+    directory = os.path.dirname(plan_path)
+    try:
+        with open(plan_path, encoding="utf-8") as handle:
+            plan = json.load(handle)
+    except (OSError, ValueError):
+        plan = None
+    broken = sorted(name for name, counts in hosts.items() if counts.get("failed") or counts.get("unreachable"))
+    warning = ("the run stopped before its report stage (too many hosts failed in one play); failed or unreachable: "
+               + (", ".join(broken) or "none recorded"))
+    report = build_report(plan if isinstance(plan, dict) else None, {}, hosts, [warning], not_converged=broken,
+                          in_play=sorted(hosts) or None, title="pmoves fleet (run stopped early)")
+    dest = os.path.join(directory, "report.html")
+    for target, text in ((dest, render_html(report)),
+                         (os.path.join(directory, "report.json"),
+                          json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n")):
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".report-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    return dest
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -50,6 +87,8 @@ class CallbackModule(CallbackBase):
         self._hosts: dict[str, dict[str, Any]] = {}
         self._check_mode = False
         self._path = run_file(os.getpid())
+        self._plan_path: str | None = None  # plan.json of this run (fleet_plan's result): the report goes beside it
+        self._report_written = False
 
     def _host(self, result: Any) -> dict[str, Any]:
         name = result._host.get_name()
@@ -70,6 +109,11 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_ok(self, result: Any) -> None:
         self._record(result, "ok")
+        action = str(getattr(result._task, "action", "") or "")
+        if action.endswith("fleet_plan") and result._result.get("path"):
+            self._plan_path = str(result._result["path"])
+        if action.endswith("fleet_report") and (result._result.get("written") or result._result.get("msg")):
+            self._report_written = True
 
     def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
         if not ignore_errors:
@@ -88,6 +132,14 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(self._path)
+        broken = any(counts.get("failed") or counts.get("unreachable") for counts in self._hosts.values())
+        if self._plan_path and broken and not self._report_written and not (self._check_mode or cli_check_mode()):
+            try:
+                path = write_fallback_report(self._plan_path, self._hosts)
+                self._display.warning(f"pmoves_run: the run stopped before its report stage; report written to {path}")
+            except (OSError, ValueError) as error:
+                self._display.warning(f"pmoves_run: the run stopped before its report stage and no report was "
+                                      f"written: {error}")
 
     def _write(self) -> None:
         data = {"schema": 1, "pid": os.getpid(), "hosts": self._hosts}

@@ -14,6 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.pmoves.fleet.plugins.module_utils.host_firewall import FirewallError, build_guard
 from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import (
     GatewayConfigError,
     GatewayInputs,
@@ -41,6 +42,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import (
 from ansible_collections.pmoves.fleet.plugins.module_utils.wireguard_config import (
     WireGuardConfigError,
     build_node_config,
+    mesh_public_keys,
 )
 
 
@@ -136,6 +138,22 @@ def wireguard_config(nodes: dict[str, dict[str, Any]], node: str, network: str, 
         raise AnsibleFilterError(f"cannot build the WireGuard config of {node}: {exc}") from exc
 
 
+def wireguard_public_keys(members: list[str], reported: dict[str, Any] | None = None,
+                          known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{keys: {host: key}, missing: [hosts]}``: every mesh member's key, reported this run or remembered."""
+    keys, missing = mesh_public_keys(list(members or []), dict(reported or {}), dict(known or {}))
+    return {"keys": keys, "missing": missing}
+
+
+def host_firewall(ports: list[Any], interfaces: list[str] | None = None, sources: list[Any] | None = None,
+                  header: str = "") -> dict[str, Any]:
+    """``{ruleset, ports, sources, unmatched}`` of the node's nftables guard (pmoves.fleet.base)."""
+    try:
+        return build_guard(list(ports or []), list(interfaces or []), list(sources or []), header=str(header or ""))
+    except FirewallError as exc:
+        raise AnsibleFilterError(f"cannot build the host firewall: {exc}") from exc
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -148,4 +166,6 @@ class FilterModule:
             "nats_server_config": nats_server_config,
             "mesh_agent_config": mesh_agent_config,
             "wireguard_config": wireguard_config,
+            "wireguard_public_keys": wireguard_public_keys,
+            "host_firewall": host_firewall,
         }

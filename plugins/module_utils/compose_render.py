@@ -95,7 +95,8 @@ class RenderOptions:
     project_name: str = "pmoves"
     # Written by pmoves.fleet.node_env (fleet.env: derived values, secrets.env: vault values, 0600).
     env_files: tuple[str, ...] = ("/etc/pmoves/fleet.env", "/etc/pmoves/secrets.env")
-    bind_address: str = "0.0.0.0"
+    # Published ports: loopback unless the role passes the mesh address (or the inventory asks for 0.0.0.0).
+    bind_address: str = "127.0.0.1"
     restart: str = "unless-stopped"
     # "index" (seed 004: '0', '1') or "uuid" (stable across PCIe re-enumeration; falls back to index).
     gpu_device_id: str = "index"

@@ -44,8 +44,10 @@ def wireguard_members(hosts: list[dict[str, Any]]) -> list[str]:
     return sorted(str(h["name"]) for h in hosts if _vars(h).get("pmoves_wireguard_enabled") is True)
 
 
-def wireguard_addresses(hosts: list[dict[str, Any]], network: str | None = None) -> dict[str, str]:
-    """Mesh address of every WireGuard member: fixed ones as declared, the others picked by name.
+def wireguard_addresses(hosts: list[dict[str, Any]], network: str | None = None,
+                        previous: dict[str, str] | None = None) -> dict[str, str]:
+    """Mesh address of every WireGuard member: fixed ones as declared, ``previous`` ones (the last plan's) kept,
+    the others picked by name.
 
     The same function (``wireguard_config.assign_addresses``) and inputs as the wireguard role, so the
     address the plan announces is the address the interface gets. Raises ValueError on a bad plan.
@@ -57,7 +59,7 @@ def wireguard_addresses(hosts: list[dict[str, Any]], network: str | None = None)
     fixed = {name: str(by_name[name]["pmoves_wireguard_address"]).split("/", 1)[0] for name in members
              if by_name[name].get("pmoves_wireguard_address")}
     try:
-        return assign_addresses(members, network or FLEET_DEFAULTS["wireguard_network"], fixed)
+        return assign_addresses(members, network or FLEET_DEFAULTS["wireguard_network"], fixed, previous)
     except (WireGuardConfigError, ValueError) as exc:
         raise ValueError(f"WireGuard address plan: {exc}") from exc
 

@@ -62,8 +62,11 @@ class RouterOptions:
     cooldown_time: int = 30  # seconds a failing deployment is skipped
     timeout: int = 600  # seconds per request to a node (large models are slow)
     retry_after: int = 0  # minimum seconds between retries
-    health_check_interval: int = 60  # seconds between background health checks (0 turns them off)
+    health_check_interval: int = 10  # seconds between background health checks (0 turns them off)
     health_check_routing: bool = True  # skip deployments the last health check found down
+    # Seconds one health check of a deployment may take before it counts as down (LiteLLM's default is 60: a node
+    # that vanished without a TCP reset then stayed "healthy" for a minute and every request waited on it).
+    health_check_timeout: int = 5
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def _check_url(host: str, url: str) -> str:
 
 
 def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, str],
-                      embedding: bool) -> list[dict[str, Any]]:
+                      embedding: bool, health_check_timeout: int | None = None) -> list[dict[str, Any]]:
     """One deployment per replica, ``order`` = rank in ``placed`` (1 is the primary)."""
     deployments = []
     for rank, host in enumerate(hosts, start=1):
@@ -133,6 +136,8 @@ def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, s
             "model_info": {"id": f"{name}@{host}", "mode": "embedding" if embedding else "chat",
                            "pmoves_node": host, "pmoves_rank": rank},
         })
+        if health_check_timeout:
+            deployments[-1]["model_info"]["health_check_timeout"] = int(health_check_timeout)
     return deployments
 
 
@@ -188,7 +193,8 @@ def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
         if not hosts:
             continue
         embedding = is_embedding_model(name, entry, inputs.embedding_models)
-        model_list += model_deployments(name, hosts, inputs.node_urls, embedding)
+        model_list += model_deployments(name, hosts, inputs.node_urls, embedding,
+                                        options.health_check_timeout if options.health_check_interval > 0 else None)
         groups.add(name)
         if not embedding:
             local_chat.append(name)

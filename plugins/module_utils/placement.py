@@ -1201,7 +1201,7 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
             entry["unplaced_reason"] = reason
             warnings.append(f"model {model.name}: {len(placements)} of {model.wanted} replicas placed ({reason})")
 
-    fleet_out, endpoints = _fleet_section(hosts, nodes, fleet, service_catalog)
+    fleet_out, endpoints = _fleet_section(hosts, nodes, fleet, service_catalog, previous)
 
     nodes_out: dict[str, Any] = {}
     for node in nodes:
@@ -1313,8 +1313,12 @@ def _node_capacity(node: Node, warnings: list[str], options: PlanOptions) -> dic
 
 
 def _fleet_section(hosts: list[dict[str, Any]], nodes: list[Node], fleet: FleetInputs,
-                   catalog: dict[str, ServiceSpec]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Membership from the inventory groups, the WireGuard address plan and every Ollama endpoint."""
+                   catalog: dict[str, ServiceSpec], previous: dict[str, Any] | None = None,
+                   ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Membership from the inventory groups, the WireGuard address plan and every Ollama endpoint.
+
+    Mesh addresses of the previous plan are kept (whatever ``sticky`` says): renumbering a running
+    mesh cuts every tunnel, and a newcomer's hash collision must not move an existing member."""
     names = sorted(str(h["name"]) for h in hosts)
     groups: dict[str, list[str]] = {}
     for host in hosts:
@@ -1325,7 +1329,10 @@ def _fleet_section(hosts: list[dict[str, Any]], nodes: list[Node], fleet: FleetI
     gateway_on = gateway_enabled(groups, fleet.gateway_enabled)
     gateway_hosts = groups.get(GATEWAY_GROUP, []) if gateway_on else []
     try:
-        wireguard = fleet_endpoints.wireguard_addresses(hosts, fleet.wireguard_network)
+        prior = (((previous or {}).get("fleet") or {}).get("wireguard") or {})
+        wireguard = fleet_endpoints.wireguard_addresses(
+            hosts, fleet.wireguard_network,
+            prior.get("addresses") if prior.get("network") == fleet.wireguard_network else None)
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
     holders = {n.name for n in nodes if n.models}

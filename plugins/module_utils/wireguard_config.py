@@ -54,18 +54,26 @@ def valid_public_key(key: str) -> bool:
     return bool(_KEY.match(key or ""))
 
 
-def assign_addresses(names: Sequence[str], network: str, fixed: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A mesh address per node: ``fixed`` ones as given, the others picked by a hash of the name.
+def _address_slot(name: str, hosts: int) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % hosts
 
-    Hash-picked (with linear probing) rather than "next free in sorted order", so adding a
-    node does not renumber the existing ones; give addresses explicitly in the inventory for
-    full control.
+
+def assign_addresses(names: Sequence[str], network: str, fixed: Mapping[str, str] | None = None,
+                     previous: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A mesh address per node: ``fixed`` ones as given, then ``previous`` ones kept, the others by a hash.
+
+    Depends only on the whole membership (the inventory's WireGuard members, never the hosts of a
+    ``--limit``ed play) and on ``previous`` (the address plan of the last plan.json): an address once
+    given stays with its node while the node is a member and nothing fixed claims it, so adding a
+    node whose hash collides with an existing one never renumbers that one; the newcomer probes on
+    (linear probing from its hash slot). Give addresses explicitly in the inventory for full control.
     """
     net = ipaddress.ip_network(network, strict=True)
     if net.version != 4:
         raise WireGuardConfigError(f"mesh network {network}: only IPv4 address plans are generated")
     hosts = net.num_addresses - 2
     fixed = dict(fixed or {})
+    members = set(names) | set(fixed)
     taken: dict[str, str] = {}
     result: dict[str, str] = {}
     for name, address in sorted(fixed.items()):
@@ -76,10 +84,21 @@ def assign_addresses(names: Sequence[str], network: str, fixed: Mapping[str, str
             raise WireGuardConfigError(f"{name} and {taken[str(ip)]} both have mesh address {ip}")
         taken[str(ip)] = name
         result[name] = str(ip)
-    for name in sorted(set(names) - set(fixed)):
+    for name, address in sorted((previous or {}).items()):
+        if name not in members or name in result:
+            continue
+        try:
+            ip = ipaddress.ip_address(str(address).split("/", 1)[0])
+        except ValueError:
+            continue  # a damaged previous plan: the node gets a fresh address below
+        if ip not in net or ip in (net.network_address, net.broadcast_address) or str(ip) in taken:
+            continue
+        taken[str(ip)] = name
+        result[name] = str(ip)
+    for name in sorted(members - set(result)):
         if len(taken) >= hosts:
             raise WireGuardConfigError(f"mesh network {network} has no free address left for {name}")
-        slot = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % hosts
+        slot = _address_slot(name, hosts)
         while True:
             ip = str(net.network_address + 1 + slot)
             if ip not in taken:
@@ -88,6 +107,28 @@ def assign_addresses(names: Sequence[str], network: str, fixed: Mapping[str, str
         taken[ip] = name
         result[name] = ip
     return dict(sorted(result.items()))
+
+
+def mesh_public_keys(members: Sequence[str], reported: Mapping[str, Any],
+                     known: Mapping[str, Any] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Public key of every mesh member and the members without one: ``(keys, missing)``.
+
+    ``reported``: keys the nodes of this run read from their key files; ``known``: keys kept from
+    earlier runs (the controller's cache). A key a node reports wins over a remembered one (a node
+    that was rebuilt has a new key). A member in neither - never run, or failed before its key was
+    read - is in ``missing``: the caller fails closed naming it instead of leaving it out of the mesh.
+    """
+    keys: dict[str, str] = {}
+    missing: list[str] = []
+    for name in sorted(set(members)):
+        for source in (reported, known or {}):
+            key = str(source.get(name) or "")
+            if valid_public_key(key):
+                keys[name] = key
+                break
+        else:
+            missing.append(name)
+    return keys, missing
 
 
 def peers_for(name: str, nodes: Mapping[str, WgNode], topology: str, network: str, hub: str | None = None,

@@ -262,3 +262,102 @@ def test_router_state_is_shared_through_redis(gateway):
         return result.stdout.strip() == "1"
 
     wait_until(health_state_in_redis, 20, "LiteLLM's deployment health state in Redis")
+
+
+# --- A replica that vanishes without a TCP reset (issue 18) -------------------------------------------------------
+# A node that loses power or is cut off answers nothing: connections hang instead of being refused. The tarpit below
+# stands in for it at the primary replica's URL (it accepts TCP and never answers, the worst case: a connect timeout
+# does not help), node-b holds the other replica. The gateway runs the router settings the gateway role ships
+# (roles/gateway/defaults: pmoves_gateway_router), so the numbers are those of a real fleet.
+
+
+class Tarpit:
+    """Accepts TCP connections and never answers (a vanished node behind a NAT that still completes handshakes)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)  # never read, never answered, never closed until stop()
+
+    def stop(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def role_router_options() -> RouterOptions:
+    """RouterOptions as the gateway role passes them (its defaults file), so the test measures the shipped setup."""
+    defaults = yaml.safe_load((REPO / "roles" / "gateway" / "defaults" / "main.yml").read_text())
+    router = dict(defaults["pmoves_gateway_router"])
+    known = set(RouterOptions.__dataclass_fields__)
+    return RouterOptions(**{key: value for key, value in router.items() if key in known})
+
+
+@pytest.fixture(scope="module")
+def blackhole_gateway(tmp_path_factory):
+    litellm = ensure_litellm_venv()
+    workdir = tmp_path_factory.mktemp("gateway-blackhole")
+    started: list[Process] = []
+    tarpit = Tarpit()
+    try:
+        node_b = OllamaNode("node-b", workdir)
+        node_b.start()
+        started.append(node_b.process)
+        node_b.pull(CHAT_MODEL)
+        plan = {"schema": 1, "models": {CHAT_MODEL: {"wanted": 2, "placed": ["node-a", "node-b"], "kind": "chat"}}}
+        config = build_litellm_config(GatewayInputs(
+            plan=plan, node_urls={"node-a": tarpit.url, "node-b": node_b.url}, router=role_router_options()))
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        shutil.copy(GATEWAY_FILES / "pmoves_gateway_auth.py", workdir / "pmoves_gateway_auth.py")
+        port = free_port()
+        env = dict(os.environ, LITELLM_MASTER_KEY=MASTER_KEY, LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True")
+        proxy = Process([str(litellm), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
+                         "--port", str(port)], env, workdir / "litellm.log")
+        proxy.start()
+        started.append(proxy)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: http("GET", f"{url}/health/liveliness", timeout=2)[0] == 200, 90, "LiteLLM proxy")
+        except AssertionError:
+            raise AssertionError((workdir / "litellm.log").read_text()[-4000:]) from None
+        yield {"url": url, "workdir": workdir, "config": config}
+    finally:
+        for process in reversed(started):
+            process.stop()
+        tarpit.stop()
+
+
+def test_a_primary_that_never_answers_is_skipped(blackhole_gateway):
+    """Every request is answered by the healthy replica; the latencies are written for the report (not asserted)."""
+    # Wait for the gateway's first health round (it starts at boot and marks the tarpit down after its timeout).
+    time.sleep(float(blackhole_gateway["config"]["model_list"][0]["model_info"].get("health_check_timeout", 0)) + 2)
+    latencies, served = [], []
+    for _ in range(5):
+        started = time.monotonic()
+        status, body = http("POST", f"{blackhole_gateway['url']}/v1/chat/completions",
+                            {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]},
+                            key=MASTER_KEY, timeout=60)
+        latencies.append(round(time.monotonic() - started, 2))
+        assert status == 200, f"gateway failed with the primary blackholed: {body}"
+        served.append(serving_node(body))
+    assert set(served) == {"node-b"}
+    measured = {"latencies_s": latencies, "router": blackhole_gateway["config"]["router_settings"]}
+    out = Path(os.environ.get("PMOVES_MEASURE_DIR", str(blackhole_gateway["workdir"]))) / "gateway-blackhole.json"
+    out.write_text(json.dumps(measured, indent=2, default=str) + "\n")
+    print(f"\nblackholed primary: request latencies {latencies} s (written to {out})")

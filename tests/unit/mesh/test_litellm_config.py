@@ -137,3 +137,15 @@ def test_a_plan_without_placed_models_is_an_error():
 ])
 def test_embedding_detection(name, entry, expected):
     assert is_embedding_model(name, entry) is expected
+
+
+def test_every_replica_has_a_short_health_check_timeout():
+    """A replica that vanishes without a TCP reset is marked down after 5 s, not LiteLLM's 60 s (issue 18)."""
+    config = _config()
+    assert {d["model_info"]["health_check_timeout"] for d in config["model_list"] if "pmoves_node" in d["model_info"]
+            and d["model_info"]["pmoves_node"] != "cloud"} == {5}
+    assert config["general_settings"]["health_check_interval"] == 10
+    custom = _config(router=RouterOptions(health_check_timeout=3))
+    assert {d["model_info"]["health_check_timeout"] for d in custom["model_list"]} == {3}
+    off = _config(router=RouterOptions(health_check_interval=0))
+    assert all("health_check_timeout" not in d["model_info"] for d in off["model_list"])
