@@ -16,7 +16,7 @@ export ANSIBLE_NOCOLOR := 1
 ROLE_SCENARIOS := $(sort $(wildcard roles/*/molecule/*/molecule.yml))
 FLEET_SCENARIOS := $(sort $(wildcard molecule/*/molecule.yml))
 
-.PHONY: help system-deps venv locks images test unit lint sanity molecule lab-check clean
+.PHONY: help system-deps venv locks images test unit lint sanity molecule molecule-roles molecule-fleet lab-check clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,13 +51,17 @@ lint: venv ## ruff and ansible-lint --profile production
 sanity: venv ## ansible-test sanity (all tests on 3.11; compile+import on node Pythons 3.8, 3.13; needs shellcheck)
 	scripts/ansible-test-sanity.sh
 
-molecule: venv images ## Every molecule scenario: create, converge, idempotence, check, verify, destroy
+molecule: molecule-roles molecule-fleet ## Every molecule scenario: create, converge, idempotence, check, verify, destroy
+
+molecule-roles: venv images ## Each role's own molecule scenario (roles/*/molecule/*)
 	@set -e; for s in $(ROLE_SCENARIOS); do \
 	  role_dir=$${s%%/molecule/*}; scenario=$$(basename $$(dirname $$s)); \
 	  echo "=== molecule $$role_dir -s $$scenario"; start=$$(date +%s); \
 	  (cd $$role_dir && molecule test -s $$scenario); \
 	  echo "=== molecule $$role_dir -s $$scenario passed in $$(( $$(date +%s) - start )) s"; \
 	done
+
+molecule-fleet: venv images ## The fleet-wide molecule scenarios (molecule/*: site.yml on several containers)
 	@set -e; for s in $(FLEET_SCENARIOS); do \
 	  scenario=$$(basename $$(dirname $$s)); \
 	  echo "=== molecule fleet -s $$scenario"; start=$$(date +%s); \

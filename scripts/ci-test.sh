@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make test`: two streams side by side on a 2-core machine, each line prefixed with its stream:
-#   [checks]      make unit lint sanity        (mostly CPU: pytest, ruff, ansible-lint, ansible-test)
-#   [containers]  make molecule lab-check      (mostly waiting on containers: apt, systemd, pulls)
-# They share no container names (the lab's pytest tests run in lab-check, not in unit). Exits non-zero
+#   [checks]      make unit lint sanity molecule-fleet   (pytest, ruff, ansible-lint, ansible-test, then
+#                                                        the fleet scenario: site.yml on three containers)
+#   [containers]  make molecule-roles lab-check          (each role's scenario, then the lab end to end)
+# The two streams take about as long as each other (measured: the role scenarios and the lab alone
+# took twice the checks). They share no container names (the lab's pytest tests run in lab-check,
+# not in unit; the fleet scenario's containers are named pmoves-fleet-*). Exits non-zero
 # when either stream fails and names it; prints each stream's wall time.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -15,10 +18,10 @@ stream() {  # name targets...
   echo "[$name] make $* finished rc=$rc in $(( SECONDS - t0 )) s"
   return "$rc"
 }
-stream checks unit lint sanity & checks=$!
-stream containers molecule lab-check & containers=$!
+stream checks unit lint sanity molecule-fleet & checks=$!
+stream containers molecule-roles lab-check & containers=$!
 rc=0
-wait "$checks" || { echo "make test: the checks stream (unit lint sanity) failed"; rc=1; }
-wait "$containers" || { echo "make test: the containers stream (molecule lab-check) failed"; rc=1; }
+wait "$checks" || { echo "make test: the checks stream (unit lint sanity molecule-fleet) failed"; rc=1; }
+wait "$containers" || { echo "make test: the containers stream (molecule-roles lab-check) failed"; rc=1; }
 (( rc == 0 )) && echo "make test: all passed in $(( $(date +%s) - start )) s"
 exit "$rc"
