@@ -26,6 +26,7 @@ def _strip_scheme(ref: str) -> str:
             return ref[len(scheme):]
     return ref
 
+
 # Ollama's name grammar (types/model/name.go): [host/][namespace/]model[:tag]. Every part starts
 # with a letter, digit or '_' and holds only letters, digits, '_', '-' and '.'; a namespace has
 # no '.', a host may carry a ':port'. Lengths: host up to 350 characters, the others up to 80.

@@ -63,7 +63,7 @@ def test_nothing_of_ours_listens_on_an_address_the_inventory_did_not_ask_for(lab
     for host, node in lab.data["nodes"].items():
         out = sh("podman", "exec", node["container"], "ss", "-ltnH").stdout
         for local in re.findall(r"^\S+\s+\d+\s+\d+\s+(\S+)\s", out, re.M):
-            address, _, port = local.rpartition(":")
+            address, _sep, port = local.rpartition(":")
             address = address.strip("[]").split("%")[0]
             if int(port) in OUR_PORTS and not address.startswith("127.") and address not in ("::1",) \
                     and int(port) not in allowed:
@@ -78,7 +78,7 @@ def test_a_stopped_node_is_routed_around_within_seconds(lab):
     sh("podman", "stop", "-t", "0", container)
     latencies, served = [], []
     try:
-        for _ in range(5):
+        for _attempt in range(5):
             started = time.monotonic()
             served.append(served_by(lab.chat(model)))
             latencies.append(round(time.monotonic() - started, 2))

@@ -33,12 +33,12 @@ PLAYBOOK = """
         tasks_from: "{{{{ item }}}}"
       loop: {task_files}
 """
-NO_PLAN = {"class": "gpu", "planned": False, "ollama": {"listen": "127.0.0.1", "local_url": "http://127.0.0.1:9",
-                                                          "models": [], "gpu_uuids": []}}
+NO_PLAN = {"class": "gpu", "planned": False,
+           "ollama": {"listen": "127.0.0.1", "local_url": "http://127.0.0.1:9", "models": [], "gpu_uuids": []}}
 
 
-def run(tmp_path: Path, task_files: list[str], extra: dict, node_plan: dict = NO_PLAN) -> subprocess.CompletedProcess:
-    (tmp_path / "pb.yml").write_text(PLAYBOOK.format(node_plan=json.dumps(node_plan), task_files=json.dumps(task_files)))
+def run(tmp_path: Path, task_files: list[str], extra: dict, node_plan: dict | None = None) -> subprocess.CompletedProcess:
+    (tmp_path / "pb.yml").write_text(PLAYBOOK.format(node_plan=json.dumps(NO_PLAN if node_plan is None else node_plan), task_files=json.dumps(task_files)))
     (tmp_path / "extra.json").write_text(json.dumps(extra))
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer", ANSIBLE_CACHE_PLUGIN="memory")

@@ -63,7 +63,7 @@ def install(tmp_path: Path, version: str) -> subprocess.CompletedProcess:
 
 
 def version_of(binary: Path) -> str:
-    return subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30,
+    return subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False,
                           env=dict(os.environ, OLLAMA_HOST="127.0.0.1:9")).stdout
 
 

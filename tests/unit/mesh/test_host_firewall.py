@@ -128,7 +128,7 @@ def test_guard_in_a_namespace_drops_outsiders_on_our_port_only(tmp_path, two_nam
             return subprocess.run(["ip", "netns", "exec", NS_PEER, sys.executable, "-c", CONNECT, source, str(port)],
                                   capture_output=True, text=True, timeout=20, check=True).stdout.strip()
 
-        for _ in range(50):  # wait for the listeners
+        for _attempt in range(50):  # wait for the listeners
             if connect("10.215.0.2", 18500) == "open":
                 break
         assert connect("10.215.0.2", 18434) == "open"  # fleet member: through

@@ -92,8 +92,8 @@ def test_every_limit_subset_renders_the_same_configs(limit):
     got, missing = mesh_public_keys(FLEET, reported, known)
     assert missing == []
     for host in limit:
-        config = build_node_config(host, {m: {"public_key": got[m], "address": addresses[m],
-                                               "endpoint": "192.0.2.1:51820"} for m in FLEET}, network=NET)
+        peers = {m: {"public_key": got[m], "address": addresses[m], "endpoint": "192.0.2.1:51820"} for m in FLEET}
+        config = build_node_config(host, peers, network=NET)
         assert config["config"] == full[host]
         assert config["config"].count("[Peer]") == len(FLEET) - 1
     assert len(set(addresses.values())) == len(FLEET)
@@ -108,5 +108,5 @@ def test_a_member_without_a_key_is_named_not_dropped():
 def test_a_reported_key_wins_over_a_remembered_one():
     keys, missing = mesh_public_keys(["a"], {"a": key(2)}, {"a": key(1)})
     assert (keys, missing) == ({"a": key(2)}, [])
-    keys, _ = mesh_public_keys(["a"], {"a": ""}, {"a": key(1)})
+    keys, _missing = mesh_public_keys(["a"], {"a": ""}, {"a": key(1)})
     assert keys == {"a": key(1)}

@@ -45,20 +45,20 @@ def test_gateway_on_another_host_makes_it_serve_at_the_reach_address_in_order():
 
 
 def test_bind_all_only_when_asked_and_serve_network_true_without_a_consumer():
-    out, _ = decide(hosts(gpu={"pmoves_ollama_bind_all": True, "ansible_host": "10.0.0.2"}), gateway=())
+    out, _errors = decide(hosts(gpu={"pmoves_ollama_bind_all": True, "ansible_host": "10.0.0.2"}), gateway=())
     assert (out["gpu"]["listen"], out["gpu"]["url"], out["gpu"]["local_url"]) == (
         "0.0.0.0", "http://10.0.0.2:11434", "http://127.0.0.1:11434")
-    out, _ = decide(hosts(gpu={"pmoves_ollama_serve_network": True, "ansible_host": "10.0.0.2"}), gateway=())
+    out, _errors = decide(hosts(gpu={"pmoves_ollama_serve_network": True, "ansible_host": "10.0.0.2"}), gateway=())
     assert out["gpu"]["network"] and out["gpu"]["listen"] == "10.0.0.2"
 
 
 def test_contradictions_are_errors_with_the_reason():
-    _, errors = decide(hosts(gpu={"pmoves_ollama_serve_network": False}, vps={}))
+    _out, errors = decide(hosts(gpu={"pmoves_ollama_serve_network": False}, vps={}))
     assert errors == ["host gpu: pmoves_ollama_serve_network is false, but its Ollama is used from other hosts "
                       "(vps (gateway)); remove the setting (the plan then serves the network for them) or move what "
                       "uses it"]
     for address in ("127.0.0.1", "localhost", "::1", "0.0.0.0"):
-        _, errors = decide(hosts(gpu={"ansible_host": address}, vps={}))
+        _out, errors = decide(hosts(gpu={"ansible_host": address}, vps={}))
         assert len(errors) == 1 and "is loopback" in errors[0] and "pmoves_listen_address" in errors[0], address
 
 
@@ -69,12 +69,12 @@ def test_a_uses_ollama_service_on_a_node_without_models_makes_the_first_holder_s
     assert out["a"]["consumers"] == ["cpu"] and out["a"]["network"] and not out["b"]["network"]
     assert out["cpu"]["client_url"] == "http://10.0.0.2:11434"
     # Without such a service nothing serves the network, and the node's clients get no unreachable URL.
-    out, _ = decide(hosts(a={"ansible_host": "10.0.0.2"}, cpu={}), holders=("a",), gateway=())
+    out, _errors = decide(hosts(a={"ansible_host": "10.0.0.2"}, cpu={}), holders=("a",), gateway=())
     assert out["cpu"]["client_url"] is None
 
 
 def test_ipv6_addresses_and_ports():
-    out, _ = decide(hosts(gpu={"pmoves_listen_address": "fd00::2", "pmoves_ollama_port": 11500}, vps={}))
+    out, _errors = decide(hosts(gpu={"pmoves_listen_address": "fd00::2", "pmoves_ollama_port": 11500}, vps={}))
     assert out["gpu"]["url"] == "http://[fd00::2]:11500" and out["gpu"]["listen"] == "fd00::2"
 
 
