@@ -2,6 +2,10 @@
 # The Makefile's placeholder lab/lab-down targets must go when this file is included.
 PMOVES_LAB_GATEWAY_PORT ?= 14000
 export PMOVES_LAB_GATEWAY_PORT
+# make lab LAB_INVENTORY=inventories/<fleet> [LAB_LIMIT=host]; make lab-down (contract 4b).
+LAB_INVENTORY ?= inventories/lab
+LAB_LIMIT ?=
+export LAB_INVENTORY LAB_LIMIT
 
 .PHONY: lab lab-down cli
 
