@@ -37,6 +37,9 @@ LAB_LIMIT=${LAB_LIMIT:-}
 NATS_PORT=${PMOVES_LAB_NATS_PORT:-14222}
 NETWORK=pmoves-lab
 IMAGE=${PMOVES_LAB_IMAGE:-localhost/pmoves-molecule:bookworm-systemd}
+# Seed labs: the node image adds podman + podman-compose (the stand-in services run on the node's own,
+# nested engine: the node container is privileged, its image store a volume) and wireguard-go.
+NODE_IMAGE=${PMOVES_LAB_NODE_IMAGE:-localhost/pmoves-lab-node:bookworm-systemd}
 GATEWAY_PORT=${PMOVES_LAB_GATEWAY_PORT:-14000}
 GATEWAY_INNER_PORT=4000
 OLLAMA_VERSION=${PMOVES_LAB_OLLAMA_VERSION:-0.30.10}
@@ -149,6 +152,53 @@ push_wheelhouse() {  # container is_gateway
   printf '%s' "$stamp" | podman exec -i "$1" sh -c "cat > $NODE_WHEELHOUSE/.stamp"
 }
 
+# Stand-ins for the seed services' images (contract 4b "image stand-ins"): for every image the
+# inventory's services name, a tiny image from the host's busybox (tests/doubles/standin) tagged with
+# that very name, serving the services' container ports and health paths. Saved into one archive that
+# each node's own podman loads, so the node's compose engine finds the image and never pulls.
+STANDINS=$CACHE/standins.tar
+build_standins() {
+  local lines image ports paths work lib www
+  lines=$("$PY" scripts/lab_fleet.py standins "$INVENTORY_JSON")
+  [[ -n $lines ]] || { rm -f "$STANDINS"; return 0; }
+  command -v busybox >/dev/null || die "the stand-in images need busybox on this host (apt-get install busybox)"
+  work=$(mktemp -d "$CACHE/standin.XXXXXX")
+  mkdir -p "$work/root/bin" "$work/root/www"
+  cp "$(command -v busybox)" "$work/root/bin/busybox"
+  for lib in $(ldd "$(command -v busybox)" 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*'); do
+    mkdir -p "$work/root$(dirname "$lib")"; cp -L "$lib" "$work/root$lib"
+  done
+  cp tests/doubles/standin/standin.sh "$work/root/standin"
+  local images=()
+  while IFS='|' read -r image ports paths; do
+    www=$work/root/www
+    rm -rf "$www"; mkdir -p "$www"
+    printf 'pmoves stand-in %s\n' "$image" >"$www/index.html"
+    for path in $paths; do
+      path=${path%/}; [[ -z $path ]] && continue
+      mkdir -p "$www$path"; printf 'ok\n' >"$www$path/index.html"
+    done
+    tar -C "$work/root" -c . | podman import --change 'ENTRYPOINT ["/standin"]' --change 'CMD []' \
+      --change "ENV STANDIN_PORTS=$ports" --change "ENV STANDIN_IMAGE=$image" \
+      --change 'LABEL io.pmoves.lab.standin=1' - "$image" >/dev/null
+    images+=("$image")
+  done <<<"$lines"
+  rm -rf "$work" "$STANDINS"
+  podman save -q -m -o "$STANDINS" "${images[@]}" >/dev/null
+  log "stand-in images for ${#images[@]} seed images (tests/doubles/standin)"
+}
+
+push_standins() {  # container
+  [[ -f $STANDINS ]] || return 0
+  local stamp
+  stamp=$(sha256sum <"$STANDINS" | cut -c1-16)
+  [[ $(podman exec "$1" cat /opt/pmoves-lab/standins.stamp 2>/dev/null) == "$stamp" ]] && return 0
+  podman cp "$STANDINS" "$1:/opt/pmoves-lab/standins.tar"
+  podman exec "$1" podman load -q -i /opt/pmoves-lab/standins.tar >/dev/null
+  podman exec "$1" rm -f /opt/pmoves-lab/standins.tar
+  printf '%s' "$stamp" | podman exec -i "$1" sh -c 'cat > /opt/pmoves-lab/standins.stamp'
+}
+
 container_state() { podman container inspect --format '{{.State.Status}}' "$1" 2>/dev/null || echo missing; }
 
 wait_systemd() {  # container
@@ -162,8 +212,16 @@ wait_systemd() {  # container
 }
 
 up_nodes() {
-  log "base image $IMAGE"
-  if ! podman image exists "$IMAGE"; then tests/images/build.sh; fi
+  local node_args=()
+  if [[ $INVENTORY == "$REPO/inventories/lab" ]]; then
+    log "base image $IMAGE"
+    if ! podman image exists "$IMAGE"; then tests/images/build.sh; fi
+  else
+    IMAGE=$NODE_IMAGE
+    tests/images/build-lab-node.sh
+    node_args=(--privileged)
+    build_standins
+  fi
   mkdir -p "$ARTIFACTS" "$CACHE"
   ensure_wheelhouse
   if [[ ! -f $CACHE/ollama-release/sha256sum.txt ]]; then
@@ -187,7 +245,8 @@ up_nodes() {
       podman run -d --name "$name" --hostname "$host" --network "$NETWORK" --network-alias "$host" \
         --systemd=always --label io.pmoves.lab=1 --label "io.pmoves.lab.host=$host" \
         --label "io.pmoves.lab.inventory=$INVENTORY_REL" \
-        -v "$name-models:/usr/share/ollama/.ollama/models" "${publish[@]}" \
+        -v "$name-models:/usr/share/ollama/.ollama/models" "${publish[@]}" "${node_args[@]}" \
+        $( ((${#node_args[@]})) && echo "-v $name-containers:/var/lib/containers" ) \
         "$IMAGE" /sbin/init >/dev/null
     elif [[ $state != running ]]; then
       log "start $name (was $state)"
@@ -195,6 +254,7 @@ up_nodes() {
     fi
     wait_systemd "$name"
     push_wheelhouse "$name" "$gw"
+    ((${#node_args[@]})) && push_standins "$name"
     # Hardware: the captured tree the host names, or one synthesised from its pmoves_hardware; and
     # the TEST DOUBLE tools that answer from it.
     if [[ $fixture == - ]]; then

@@ -193,7 +193,7 @@ def nvidia_smi_header(hw: dict[str, Any], base_text: str) -> str:
 
 
 def cuda_version_json(version: str) -> str:
-    parts = (version.split(".") + ["0", "0"])[:3]
+    parts = [*version.split("."), "0", "0"][:3]
     return json.dumps({"cuda": {"name": "CUDA SDK", "version": ".".join(parts)}}, indent=3) + "\n"
 
 
@@ -262,7 +262,7 @@ def overlay_host_vars(record: dict[str, Any], all_hosts: list[str], hub: str | N
         "pmoves_mesh_agent_wheelhouse": NODE_WHEELHOUSE,
         "pmoves_mesh_nats_bind_address": "0.0.0.0",
         # Generated once per lab by ensure_secrets() into a 0600 file (lab-down removes it).
-        "pmoves_mesh_nats_passwords": "{{ lookup('ansible.builtin.file', '%s/nats-passwords.json') | from_json }}" % secrets,
+        "pmoves_mesh_nats_passwords": "{{ lookup('ansible.builtin.file', '" + secrets + "/nats-passwords.json') | from_json }}",
         "pmoves_wireguard_enabled": False,
         "ansible_managed": "Ansible managed",
     }

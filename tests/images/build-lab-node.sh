@@ -29,9 +29,11 @@ podman run --name "$name" "$BASE" sh -ec "
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends $PACKAGES >/dev/null
   rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
-  # nested podman: cgroupfs (no systemd cgroup delegation needed), overlay on the node's volume
+  # nested podman: cgroupfs (no systemd cgroup delegation needed), netavark bridges (no CNI plugins
+  # installed), overlay storage on the node's volume /var/lib/containers
   mkdir -p /etc/containers
-  printf '[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n[containers]\nnetns = \"host\"\ncgroups = \"disabled\"\n' > /etc/containers/containers.conf
+  printf '[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n[network]\nnetwork_backend = \"netavark\"\n' > /etc/containers/containers.conf
+  rm -f /etc/cni/net.d/87-podman-bridge.conflist
   printf '[storage]\ndriver = \"overlay\"\ngraphroot = \"/var/lib/containers/storage\"\nrunroot = \"/run/containers/storage\"\n' > /etc/containers/storage.conf
 "
 podman commit -q --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' \
