@@ -292,6 +292,9 @@ converge() {
   local args=()
   mapfile -t args < <(inventory_args)
   [[ -n $LAB_LIMIT ]] && args+=(--limit "$LAB_LIMIT")
+  # A seed lab keeps its facts apart (.cache/lab/facts, removed by lab-down): the fleet's real runs
+  # must never read the lab's synthesised hardware from the shared cache.
+  [[ $INVENTORY != "$REPO/inventories/lab" ]] && export ANSIBLE_CACHE_PLUGIN_CONNECTION=$CACHE/facts
   log "converge: ansible-playbook playbooks/site.yml ${args[*]/#$REPO\//}"
   # shellcheck disable=SC2086
   ANSIBLE_CALLBACKS_ENABLED=${ANSIBLE_CALLBACKS_ENABLED:-ansible.posix.timer,pmoves.fleet.pmoves_run} \
