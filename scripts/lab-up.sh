@@ -199,6 +199,20 @@ push_standins() {  # container
   printf '%s' "$stamp" | podman exec -i "$1" sh -c 'cat > /opt/pmoves-lab/standins.stamp'
 }
 
+# Forge nodes: the trtllm-build TEST DOUBLE and a TEST DOUBLE checkpoint in each engine's
+# checkpoint_dir (the node's models are not ours to download), as roles/forge's molecule scenario does.
+push_forge_doubles() {  # host container
+  local line dirs dir
+  line=$(grep "^$1|" "$CACHE/forge-hosts" 2>/dev/null || true)
+  [[ -n $line ]] || return 0
+  dirs=${line#*|}
+  podman cp tests/doubles/trtllm/trtllm-build "$2:/usr/local/bin/trtllm-build"
+  podman exec "$2" chmod 0755 /usr/local/bin/trtllm-build
+  for dir in $dirs; do
+    podman exec "$2" sh -c "[ -f '$dir/config.json' ] || { mkdir -p '$dir' && printf '%s' '{\"architecture\": \"LlamaForCausalLM\", \"dtype\": \"float16\", \"pmoves_lab\": \"TEST DOUBLE checkpoint\"}' > '$dir/config.json' && printf weights > '$dir/rank0.safetensors'; }"
+  done
+}
+
 container_state() { podman container inspect --format '{{.State.Status}}' "$1" 2>/dev/null || echo missing; }
 
 wait_systemd() {  # container
@@ -222,6 +236,7 @@ up_nodes() {
     node_args=(--privileged)
     build_standins
   fi
+  "$PY" scripts/lab_fleet.py forge "$INVENTORY_JSON" >"$CACHE/forge-hosts"
   mkdir -p "$ARTIFACTS" "$CACHE"
   ensure_wheelhouse
   if [[ ! -f $CACHE/ollama-release/sha256sum.txt ]]; then
@@ -255,6 +270,7 @@ up_nodes() {
     wait_systemd "$name"
     push_wheelhouse "$name" "$gw"
     ((${#node_args[@]})) && push_standins "$name"
+    push_forge_doubles "$host" "$name"
     # Hardware: the captured tree the host names, or one synthesised from its pmoves_hardware; and
     # the TEST DOUBLE tools that answer from it.
     if [[ $fixture == - ]]; then

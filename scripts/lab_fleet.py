@@ -380,12 +380,31 @@ def inventory_services(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
+# --------------------------------------------------------------------------- forge nodes
+
+
+def forge_hosts(inventory: dict[str, Any]) -> dict[str, list[str]]:
+    """Forge nodes (as playbooks/apply_forge.yml picks them) -> the checkpoint dirs of their engines,
+    which the lab fills with a TEST DOUBLE checkpoint next to the trtllm-build double."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+    members = set(group_hosts(inventory, "forge_nodes"))
+    out: dict[str, list[str]] = {}
+    for host in sorted(hostvars):
+        v = hostvars[host]
+        enabled = v.get("pmoves_forge_enabled") in (True, "true", "True", "yes")
+        if enabled or host in members:
+            out[host] = sorted({str(e.get("checkpoint_dir")) for e in v.get("pmoves_forge_engines") or []
+                                if isinstance(e, dict) and e.get("checkpoint_dir")})
+    return out
+
+
 # --------------------------------------------------------------------------- lab.json
 
 
 def lab_json(inventory: dict[str, Any], plan: dict[str, Any], gateway_port: int, nats_port: int,
              inventory_path: str, runs_mesh: bool = True, compose_dir: str = "/opt/pmoves/compose") -> dict[str, Any]:
     records = lab_hosts(inventory)
+    forge = forge_hosts(inventory)
     plan_nodes = plan.get("nodes") or {}
     nodes = {}
     for r in records:
@@ -395,7 +414,7 @@ def lab_json(inventory: dict[str, Any], plan: dict[str, Any], gateway_port: int,
                                  "models": sorted(node.get("models") or [])}
         if node.get("services"):
             entry["compose_dir"] = compose_dir
-        if r["class"] in ("gpu", "edge") and (node.get("forge") or {}):
+        if r["host"] in forge:
             entry["hardware_url"] = "http://127.0.0.1:9106/v1/hardware"
         nodes[r["host"]] = entry
     gateways = [r["host"] for r in records if r["gateway"]]
@@ -450,6 +469,10 @@ def main(argv: list[str]) -> int:
                     if isinstance(v.get("pmoves_hardware"), dict)]
         for image, rec in sorted(standins(inventory_services(inventory), hardware).items()):
             print(f"{image}|{' '.join(map(str, rec['ports']))}|{' '.join(rec['paths'])}")
+        return 0
+    if cmd == "forge":  # host|checkpoint_dir checkpoint_dir
+        for host, dirs in forge_hosts(_load(args[0])).items():
+            print(f"{host}|{' '.join(dirs)}")
         return 0
     if cmd == "overlay":
         write_overlay(_load(args[0]), Path(args[1]), args[2])

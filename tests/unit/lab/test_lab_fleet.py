@@ -103,3 +103,28 @@ def test_lab_json_names_roles_and_nats():
     assert data["nats_url"] == "nats://127.0.0.1:14222"
     assert data["nodes"]["a-gpu"]["models"] == ["m:1"]
     assert data["nodes"]["a-gpu"]["compose_dir"]
+
+
+def test_forge_nodes_get_their_checkpoint_dirs_and_a_hardware_url():
+    inventory = _inventory()
+    inventory["_meta"]["hostvars"]["a-gpu"].update(
+        {"pmoves_forge_enabled": True, "pmoves_forge_engines": [{"model": "m", "checkpoint_dir": "/models/ckpt"}]})
+    assert lab_fleet.forge_hosts(inventory) == {"a-gpu": ["/models/ckpt"]}
+    data = lab_fleet.lab_json(inventory, {}, 14000, 14222, "inventories/x")
+    assert data["nodes"]["a-gpu"]["hardware_url"] == "http://127.0.0.1:9106/v1/hardware"
+    assert "hardware_url" not in data["nodes"]["b-vps"]
+
+
+def test_standins_cover_every_seed_image_with_its_ports_and_health_paths():
+    services = [
+        {"name": "vllm", "image": "vllm/vllm-openai:v0.10.1", "port": 8000, "health": "/health"},
+        {"name": "w", "image": "x:1", "image_arm64": "nvcr.io/nvidia/l4t-jetpack:r{l4t}", "port": 9000,
+         "container_port": 9001, "health": "http://127.0.0.1:9000/ready"},
+        {"name": "bare"},
+    ]
+    hardware = [{"jetson": {"l4t": "36.4.4"}}, {"jetson": None}]
+    found = lab_fleet.standins(services, hardware)
+    assert found["vllm/vllm-openai:v0.10.1"] == {"ports": [8000], "paths": ["/health"]}
+    assert found["nvcr.io/nvidia/l4t-jetpack:r36.4.4"]["ports"] == [9001]
+    assert found["x:1"]["paths"] == ["/ready"]
+    assert "python:3.11-slim-bookworm" in found  # a service without image runs its class base image
