@@ -252,7 +252,8 @@ up_nodes() {
   while IFS='|' read -r host name cls oport gw hub fixture index; do
     state=$(container_state "$name")
     if [[ $state == missing ]]; then
-      local publish=(-p "127.0.0.1:$oport:11434")
+      local publish=()
+      [[ $oport != None ]] && publish+=(-p "127.0.0.1:$oport:11434")
       [[ $gw == true ]] && publish+=(-p "127.0.0.1:$GATEWAY_PORT:$GATEWAY_INNER_PORT")
       [[ $hub == true ]] && publish+=(-p "127.0.0.1:$NATS_PORT:4222")
       log "create $name ($cls, $( [[ $fixture == - ]] && echo "hardware from pmoves_hardware" || echo "fixture $fixture${index#-}"))"

@@ -94,11 +94,21 @@ def lab_hosts(inventory: dict[str, Any]) -> list[dict[str, Any]]:
             "host": host,
             "container": container_name(host),
             "class": host_class(inventory, host),
-            "ollama_port": int(v.get("pmoves_lab_ollama_port") or OLLAMA_PORT_BASE + index),
+            "ollama_port": _ollama_port(v, index),
             "gateway": bool(v.get("pmoves_lab_publish_gateway", host in gateways)),
             "nats_hub": host == hub,
         })
     return records
+
+
+def _ollama_port(hostvars: dict[str, Any], index: int) -> int | None:
+    """Loopback port of the host's Ollama: pmoves_lab_ollama_port; none for a host of a lab inventory
+    that names a fixture but no port (inventories/lab's gateway node holds no models); else 11600+index."""
+    if hostvars.get("pmoves_lab_ollama_port"):
+        return int(hostvars["pmoves_lab_ollama_port"])
+    if hostvars.get("pmoves_lab_fixture"):
+        return None
+    return OLLAMA_PORT_BASE + index
 
 
 def mesh_hub(inventory: dict[str, Any]) -> str | None:
@@ -410,7 +420,7 @@ def lab_json(inventory: dict[str, Any], plan: dict[str, Any], gateway_port: int,
     for r in records:
         node = plan_nodes.get(r["host"]) or {}
         entry: dict[str, Any] = {"container": r["container"], "class": node.get("class", r["class"]),
-                                 "ollama_url": f"http://127.0.0.1:{r['ollama_port']}",
+                                 "ollama_url": f"http://127.0.0.1:{r['ollama_port']}" if r["ollama_port"] else None,
                                  "models": sorted(node.get("models") or [])}
         if node.get("services"):
             entry["compose_dir"] = compose_dir

@@ -128,3 +128,12 @@ def test_standins_cover_every_seed_image_with_its_ports_and_health_paths():
     assert found["nvcr.io/nvidia/l4t-jetpack:r36.4.4"]["ports"] == [9001]
     assert found["x:1"]["paths"] == ["/ready"]
     assert "python:3.11-slim-bookworm" in found  # a service without image runs its class base image
+
+
+def test_inventories_lab_keeps_its_ports_and_its_model_less_gateway():
+    records = {r["host"]: r for r in lab_fleet.lab_hosts({
+        "_meta": {"hostvars": {"lab-5090": {"pmoves_lab_fixture": "x", "pmoves_lab_ollama_port": 11541},
+                               "lab-vps-gateway": {"pmoves_lab_fixture": "cpu-vps", "pmoves_lab_publish_gateway": True}}},
+        "gateway": {"hosts": ["lab-vps-gateway"]}})}
+    assert records["lab-5090"]["ollama_port"] == 11541 and records["lab-5090"]["container"] == "pmoves-lab-5090"
+    assert records["lab-vps-gateway"]["ollama_port"] is None and records["lab-vps-gateway"]["gateway"]
