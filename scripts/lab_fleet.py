@@ -101,6 +101,18 @@ def lab_hosts(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
+def monitoring_server(inventory: dict[str, Any]) -> list[str]:
+    """Prometheus's host as roles/monitoring picks it: pmoves_monitoring_server, else group monitoring,
+    else the first host (as a list, empty for an empty fleet)."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+    for v in hostvars.values():
+        server = v.get("pmoves_monitoring_server")
+        if isinstance(server, str) and server in hostvars:
+            return [server]
+    hosts = group_hosts(inventory, "monitoring") or group_hosts(inventory, "all") or sorted(hostvars)
+    return hosts[:1]
+
+
 def _ollama_port(hostvars: dict[str, Any], index: int) -> int | None:
     """Loopback port of the host's Ollama: pmoves_lab_ollama_port; none for a host of a lab inventory
     that names a fixture but no port (inventories/lab's gateway node holds no models); else 11600+index."""
@@ -430,7 +442,7 @@ def lab_json(inventory: dict[str, Any], plan: dict[str, Any], gateway_port: int,
     gateways = [r["host"] for r in records if r["gateway"]]
     hub = mesh_hub(inventory)
     roles = {"gateway": gateways, "nats_hub": [hub] if (hub and runs_mesh) else [],
-             "monitoring": sorted({h for h in [(plan.get("monitoring") or {}).get("server")] if h})}
+             "monitoring": monitoring_server(inventory)}
     out: dict[str, Any] = {"gateway_url": f"http://127.0.0.1:{gateway_port}", "api_key_file": "artifacts/lab-api-key",
                            "nodes": nodes, "plan": "artifacts/plan.json", "report": "artifacts/report.html",
                            "inventory": inventory_path, "roles": roles}

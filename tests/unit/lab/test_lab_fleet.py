@@ -63,7 +63,7 @@ def test_synthesised_sysroot_discovers_as_declared(declared, tmp_path, monkeypat
 
 def _inventory():
     return {
-        "_meta": {"hostvars": {"a-gpu": {"pmoves_hardware": {}}, "b-vps": {"pmoves_mesh_hub": "b-vps"}}},
+        "_meta": {"hostvars": {"a-gpu": {"pmoves_hardware": {}}, "b-vps": {"pmoves_mesh_hub": "b-vps", "pmoves_monitoring_server": "b-vps"}}},
         "all": {"children": ["gpu_nodes", "cpu_nodes", "gateway"]},
         "gpu_nodes": {"hosts": ["a-gpu"]},
         "cpu_nodes": {"hosts": ["b-vps"]},
@@ -100,6 +100,7 @@ def test_lab_json_names_roles_and_nats():
     data = lab_fleet.lab_json(_inventory(), plan, 14000, 14222, "inventories/x")
     assert data["roles"]["gateway"] == ["b-vps"]
     assert data["roles"]["nats_hub"] == ["b-vps"]
+    assert data["roles"]["monitoring"] == ["b-vps"]
     assert data["nats_url"] == "nats://127.0.0.1:14222"
     assert data["nodes"]["a-gpu"]["models"] == ["m:1"]
     assert data["nodes"]["a-gpu"]["compose_dir"]
