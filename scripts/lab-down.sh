@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Remove everything the lab created: containers pmoves-lab-*, their model volumes, the
-# pmoves-lab network, the lab's artifacts and caches. Safe to run twice.
+# Remove everything the lab created: containers pmoves-lab-*, their model and image-store volumes,
+# the seed labs' stand-in images, the pmoves-lab network, the lab's artifacts, caches and generated
+# secrets (.cache/lab). Safe to run twice. One lab runs at a time, so LAB_INVENTORY does not matter.
 #   scripts/lab-down.sh           everything but the download cache .cache/lab-wheelhouse (the PyPI
 #                                 wheels the offline nodes install from; like the base image, it is
 #                                 kept so the next `make lab` does not download 150 MB again)
@@ -23,6 +24,12 @@ if command -v podman >/dev/null; then
   if ((${#volumes[@]})); then
     log "remove volumes ${volumes[*]}"
     podman volume rm -f "${volumes[@]}" >/dev/null
+  fi
+  # The seed labs' stand-in images (tagged with seed image names, label io.pmoves.lab.standin=1).
+  mapfile -t standins < <(podman images --filter label=io.pmoves.lab.standin=1 --format '{{.Id}}' | sort -u)
+  if ((${#standins[@]})); then
+    log "remove ${#standins[@]} stand-in images"
+    podman rmi -f "${standins[@]}" >/dev/null 2>&1 || true
   fi
   if podman network exists pmoves-lab; then
     log "remove network pmoves-lab"

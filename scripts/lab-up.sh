@@ -8,10 +8,16 @@
 #   scripts/lab-up.sh --finish        only write artifacts/lab.json and ask the gateway
 #   scripts/lab-up.sh --lab-json      only write artifacts/lab.json
 #
-# Hosts, classes and fixtures come from inventories/lab (pmoves_lab_* host variables). Host lab-X
-# runs in container pmoves-lab-X; every container, network and volume is named pmoves-lab*;
-# scripts/lab-down.sh removes them all.
-# Environment: PMOVES_LAB_GATEWAY_PORT (loopback port of the gateway, default 14000),
+# Hosts, classes and fixtures come from LAB_INVENTORY (default inventories/lab, whose pmoves_lab_*
+# host variables name captured fixtures). Any other inventory (the seed fleets: inventories/pmoves,
+# gpu-mesh, workstation, forge, homelab) runs unchanged under a generated overlay
+# (.cache/lab/overlay, scripts/lab_fleet.py: connection, addresses, package sources, secrets only)
+# with each host's hardware synthesised from its pmoves_hardware (contract 4b). Host H runs in
+# container pmoves-lab-H (lab-X in pmoves-lab-X); every container, network and volume is named
+# pmoves-lab*; scripts/lab-down.sh removes them all. One lab at a time.
+# Environment: LAB_INVENTORY (the fleet), LAB_LIMIT (rerun site.yml with --limit on the running lab,
+# nodes untouched), PMOVES_LAB_GATEWAY_PORT (loopback port of the gateway, default 14000),
+# PMOVES_LAB_NATS_PORT (loopback port of the NATS hub, default 14222),
 # PMOVES_LAB_IMAGE (default localhost/pmoves-molecule:bookworm-systemd), ANSIBLE_PLAYBOOK_ARGS
 # (extra arguments for ansible-playbook, e.g. "-v").
 set -euo pipefail
@@ -20,11 +26,20 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 VENV=${VENV:-$REPO/.venv}
 PY=$VENV/bin/python
-INVENTORY=$REPO/inventories/lab
+LAB_INVENTORY=${LAB_INVENTORY:-inventories/lab}
+INVENTORY=$(cd "$REPO" && realpath -e "${LAB_INVENTORY%/}" 2>/dev/null) || { echo "lab: no inventory $LAB_INVENTORY" >&2; exit 1; }
+INVENTORY_REL=$(realpath --relative-to="$REPO" "$INVENTORY")
 ARTIFACTS=$REPO/artifacts
 CACHE=$REPO/.cache/lab
+OVERLAY=$CACHE/overlay
+INVENTORY_JSON=$CACHE/inventory.json
+LAB_LIMIT=${LAB_LIMIT:-}
+NATS_PORT=${PMOVES_LAB_NATS_PORT:-14222}
 NETWORK=pmoves-lab
 IMAGE=${PMOVES_LAB_IMAGE:-localhost/pmoves-molecule:bookworm-systemd}
+# Seed labs: the node image adds podman + podman-compose (the stand-in services run on the node's own,
+# nested engine: the node container is privileged, its image store a volume) and wireguard-go.
+NODE_IMAGE=${PMOVES_LAB_NODE_IMAGE:-localhost/pmoves-lab-node:bookworm-systemd}
 GATEWAY_PORT=${PMOVES_LAB_GATEWAY_PORT:-14000}
 GATEWAY_INNER_PORT=4000
 OLLAMA_VERSION=${PMOVES_LAB_OLLAMA_VERSION:-0.30.10}
@@ -36,7 +51,7 @@ WHEELHOUSE=$REPO/.cache/lab-wheelhouse
 NODE_WHEELHOUSE=/opt/pmoves-lab/wheelhouse
 # Requirements every pip install on a node gets in addition (see the file: a workaround for Debian's
 # python 3.11.2), through [install] requirement in the node's /etc/pip.conf.
-EXTRA_REQUIREMENTS=$INVENTORY/files/requirements-lab-extra.txt
+EXTRA_REQUIREMENTS=$REPO/inventories/lab/files/requirements-lab-extra.txt
 # The containers have no NVIDIA driver, so the NVIDIA container runtime (nvidia-ctk) cannot be set
 # up there; roles/nvidia_runtime is tested by its own molecule scenario. Set to "" to try it anyway.
 # mesh and monitoring are skipped too (see inventories/lab/group_vars/all.yml): roles/mesh's pip
@@ -51,27 +66,29 @@ die() { printf 'lab: %s\n' "$*" >&2; exit 1; }
 [[ -x $PY ]] || die "no $VENV: run 'make venv' first (make lab does it for you)"
 command -v podman >/dev/null || die "podman is missing: run 'make system-deps'"
 
-# host|class|fixture|gpu_index|ollama_port|publish_gateway|container, from the inventory.
+# The fleet's own inventory as ansible-inventory sees it (no overlay): scripts/lab_fleet.py reads it.
+inventory_json() {
+  mkdir -p "$CACHE"
+  "$VENV/bin/ansible-inventory" -i "$INVENTORY" --list >"$INVENTORY_JSON.tmp" 2>"$CACHE/inventory.err" \
+    || die "ansible-inventory -i $INVENTORY_REL failed: $(tail -3 "$CACHE/inventory.err")"
+  mv "$INVENTORY_JSON.tmp" "$INVENTORY_JSON"
+}
+
+# host|container|class|ollama_port|publish_gateway|nats_hub|fixture|gpu_index, one line per host.
 lab_hosts() {
-  "$VENV/bin/ansible-inventory" -i "$INVENTORY" --list 2>/dev/null | "$PY" -c '
+  "$PY" scripts/lab_fleet.py hosts "$INVENTORY_JSON" | while IFS='|' read -r host container cls oport gw hub; do
+    "$PY" - "$INVENTORY_JSON" "$host" <<'PY' | { read -r fixture index; printf '%s|%s|%s|%s|%s|%s|%s|%s\n' "$host" "$container" "$cls" "$oport" "$gw" "$hub" "$fixture" "$index"; }
 import json, sys
-inv = json.load(sys.stdin)
-classes = {"gpu_nodes": "gpu", "edge_nodes": "edge", "apu_nodes": "apu", "npu_nodes": "npu", "cpu_nodes": "cpu"}
-hostvars = inv["_meta"]["hostvars"]
-for host in sorted(hostvars):
-    cls = next((c for g, c in classes.items() if host in inv.get(g, {}).get("hosts", [])), "cpu")
-    v = hostvars[host]
-    container = "pmoves-lab-" + host.removeprefix("lab-")
-    print("|".join(str(x) for x in (host, cls, v.get("pmoves_lab_fixture", "cpu-vps"), v.get("pmoves_lab_gpu_index", ""),
-                                     v.get("pmoves_lab_ollama_port", ""), str(v.get("pmoves_lab_publish_gateway", False)).lower(),
-                                     container)))
-'
+v = json.load(open(sys.argv[1]))["_meta"]["hostvars"][sys.argv[2]]
+print(v.get("pmoves_lab_fixture", "-"), v.get("pmoves_lab_gpu_index", "-"))
+PY
+  done
 }
 
 # Copy a fixture tree into a staging dir; with a GPU index keep only that GPU (one capture of a
 # two-GPU workstation stands in for two single-GPU desktops).
 stage_sysroot() {  # fixture gpu_index dest
-  local fixture=$REPO/tests/fixtures/hardware/$1 index=$2 dest=$3
+  local fixture=$REPO/tests/fixtures/hardware/$1 index=${2#-} dest=$3
   [[ -d $fixture ]] || die "fixture $fixture is missing (inventories/lab pmoves_lab_fixture)"
   rm -rf "$dest"; mkdir -p "$dest"; cp -a "$fixture/." "$dest/"
   local csv=$dest/.fixture/nvidia-smi/query.csv
@@ -135,6 +152,67 @@ push_wheelhouse() {  # container is_gateway
   printf '%s' "$stamp" | podman exec -i "$1" sh -c "cat > $NODE_WHEELHOUSE/.stamp"
 }
 
+# Stand-ins for the seed services' images (contract 4b "image stand-ins"): for every image the
+# inventory's services name, a tiny image from the host's busybox (tests/doubles/standin) tagged with
+# that very name, serving the services' container ports and health paths. Saved into one archive that
+# each node's own podman loads, so the node's compose engine finds the image and never pulls.
+STANDINS=$CACHE/standins.tar
+build_standins() {
+  local lines image ports paths work lib www
+  lines=$("$PY" scripts/lab_fleet.py standins "$INVENTORY_JSON")
+  [[ -n $lines ]] || { rm -f "$STANDINS"; return 0; }
+  command -v busybox >/dev/null || die "the stand-in images need busybox on this host (apt-get install busybox)"
+  work=$(mktemp -d "$CACHE/standin.XXXXXX")
+  mkdir -p "$work/root/bin" "$work/root/www"
+  cp "$(command -v busybox)" "$work/root/bin/busybox"
+  for lib in $(ldd "$(command -v busybox)" 2>/dev/null | grep -o '/[^ ]*\.so[^ ]*'); do
+    mkdir -p "$work/root$(dirname "$lib")"; cp -L "$lib" "$work/root$lib"
+  done
+  cp tests/doubles/standin/standin.sh "$work/root/standin"
+  local images=()
+  while IFS='|' read -r image ports paths; do
+    www=$work/root/www
+    rm -rf "$www"; mkdir -p "$www"
+    printf 'pmoves stand-in %s\n' "$image" >"$www/index.html"
+    for path in $paths; do
+      path=${path%/}; [[ -z $path ]] && continue
+      mkdir -p "$www$path"; printf 'ok\n' >"$www$path/index.html"
+    done
+    tar -C "$work/root" -c . | podman import --change 'ENTRYPOINT ["/standin"]' --change 'CMD []' \
+      --change "ENV STANDIN_PORTS=$ports" --change "ENV STANDIN_IMAGE=$image" \
+      --change 'LABEL io.pmoves.lab.standin=1' - "$image" >/dev/null
+    images+=("$image")
+  done <<<"$lines"
+  rm -rf "$work" "$STANDINS"
+  podman save -q -m -o "$STANDINS" "${images[@]}" >/dev/null
+  log "stand-in images for ${#images[@]} seed images (tests/doubles/standin)"
+}
+
+push_standins() {  # container
+  [[ -f $STANDINS ]] || return 0
+  local stamp
+  stamp=$(sha256sum <"$STANDINS" | cut -c1-16)
+  [[ $(podman exec "$1" cat /opt/pmoves-lab/standins.stamp 2>/dev/null) == "$stamp" ]] && return 0
+  podman cp "$STANDINS" "$1:/opt/pmoves-lab/standins.tar"
+  podman exec "$1" podman load -q -i /opt/pmoves-lab/standins.tar >/dev/null
+  podman exec "$1" rm -f /opt/pmoves-lab/standins.tar
+  printf '%s' "$stamp" | podman exec -i "$1" sh -c 'cat > /opt/pmoves-lab/standins.stamp'
+}
+
+# Forge nodes: the trtllm-build TEST DOUBLE and a TEST DOUBLE checkpoint in each engine's
+# checkpoint_dir (the node's models are not ours to download), as roles/forge's molecule scenario does.
+push_forge_doubles() {  # host container
+  local line dirs dir
+  line=$(grep "^$1|" "$CACHE/forge-hosts" 2>/dev/null || true)
+  [[ -n $line ]] || return 0
+  dirs=${line#*|}
+  podman cp tests/doubles/trtllm/trtllm-build "$2:/usr/local/bin/trtllm-build"
+  podman exec "$2" chmod 0755 /usr/local/bin/trtllm-build
+  for dir in $dirs; do
+    podman exec "$2" sh -c "[ -f '$dir/config.json' ] || { mkdir -p '$dir' && printf '%s' '{\"architecture\": \"LlamaForCausalLM\", \"dtype\": \"float16\", \"pmoves_lab\": \"TEST DOUBLE checkpoint\"}' > '$dir/config.json' && printf weights > '$dir/rank0.safetensors'; }"
+  done
+}
+
 container_state() { podman container inspect --format '{{.State.Status}}' "$1" 2>/dev/null || echo missing; }
 
 wait_systemd() {  # container
@@ -148,8 +226,17 @@ wait_systemd() {  # container
 }
 
 up_nodes() {
-  log "base image $IMAGE"
-  if ! podman image exists "$IMAGE"; then tests/images/build.sh; fi
+  local node_args=()
+  if [[ $INVENTORY == "$REPO/inventories/lab" ]]; then
+    log "base image $IMAGE"
+    if ! podman image exists "$IMAGE"; then tests/images/build.sh; fi
+  else
+    IMAGE=$NODE_IMAGE
+    tests/images/build-lab-node.sh
+    node_args=(--privileged)
+    build_standins
+  fi
+  "$PY" scripts/lab_fleet.py forge "$INVENTORY_JSON" >"$CACHE/forge-hosts"
   mkdir -p "$ARTIFACTS" "$CACHE"
   ensure_wheelhouse
   if [[ ! -f $CACHE/ollama-release/sha256sum.txt ]]; then
@@ -161,18 +248,21 @@ up_nodes() {
   fi
   podman network exists "$NETWORK" || podman network create --label io.pmoves.lab=1 "$NETWORK" >/dev/null
 
-  local host cls fixture index oport gw name state
-  while IFS='|' read -r host cls fixture index oport gw name; do
+  local host cls fixture index oport gw hub name state
+  while IFS='|' read -r host name cls oport gw hub fixture index; do
     state=$(container_state "$name")
     if [[ $state == missing ]]; then
       local publish=()
-      [[ -n $oport ]] && publish+=(-p "127.0.0.1:$oport:11434")
+      [[ $oport != None ]] && publish+=(-p "127.0.0.1:$oport:11434")
       [[ $gw == true ]] && publish+=(-p "127.0.0.1:$GATEWAY_PORT:$GATEWAY_INNER_PORT")
-      log "create $name ($cls, fixture $fixture${index:+ GPU $index})"
+      [[ $hub == true ]] && publish+=(-p "127.0.0.1:$NATS_PORT:4222")
+      log "create $name ($cls, $( [[ $fixture == - ]] && echo "hardware from pmoves_hardware" || echo "fixture $fixture${index#-}"))"
       podman volume exists "$name-models" || podman volume create --label io.pmoves.lab=1 "$name-models" >/dev/null
       podman run -d --name "$name" --hostname "$host" --network "$NETWORK" --network-alias "$host" \
         --systemd=always --label io.pmoves.lab=1 --label "io.pmoves.lab.host=$host" \
-        -v "$name-models:/usr/share/ollama/.ollama/models" "${publish[@]}" \
+        --label "io.pmoves.lab.inventory=$INVENTORY_REL" \
+        -v "$name-models:/usr/share/ollama/.ollama/models" "${publish[@]}" "${node_args[@]}" \
+        $( ((${#node_args[@]})) && echo "-v $name-containers:/var/lib/containers" ) \
         "$IMAGE" /sbin/init >/dev/null
     elif [[ $state != running ]]; then
       log "start $name (was $state)"
@@ -180,8 +270,16 @@ up_nodes() {
     fi
     wait_systemd "$name"
     push_wheelhouse "$name" "$gw"
-    # Hardware: the captured tree, and the TEST DOUBLE tools that answer from it.
-    stage_sysroot "$fixture" "$index" "$CACHE/sysroot-$host"
+    ((${#node_args[@]})) && push_standins "$name"
+    push_forge_doubles "$host" "$name"
+    # Hardware: the captured tree the host names, or one synthesised from its pmoves_hardware; and
+    # the TEST DOUBLE tools that answer from it.
+    if [[ $fixture == - ]]; then
+      "$PY" scripts/lab_fleet.py sysroot "$INVENTORY_JSON" "$host" tests/fixtures/hardware "$CACHE/sysroot-$host" >/dev/null
+    else
+      stage_sysroot "$fixture" "$index" "$CACHE/sysroot-$host"
+    fi
+    podman exec "$name" rm -rf "$SYSROOT"
     podman exec "$name" mkdir -p "$SYSROOT"
     podman cp "$CACHE/sysroot-$host/." "$name:$SYSROOT/"
     # The doubles live in /opt/pmoves-lab/bin; /usr/local/bin/<tool> wrappers point them at the
@@ -198,37 +296,40 @@ up_nodes() {
   done < <(lab_hosts)
 }
 
+# Inventories other than inventories/lab run under the generated overlay (contract 4b).
+inventory_args() {
+  if [[ $INVENTORY == "$REPO/inventories/lab" ]]; then
+    printf '%s\n' -i "$INVENTORY"
+  else
+    printf '%s\n' -i "$INVENTORY" -i "$OVERLAY"
+  fi
+}
+
 converge() {
-  log "converge: ansible-playbook playbooks/site.yml -i inventories/lab"
+  local args=()
+  mapfile -t args < <(inventory_args)
+  [[ -n $LAB_LIMIT ]] && args+=(--limit "$LAB_LIMIT")
+  # A seed lab keeps its facts apart (.cache/lab/facts, removed by lab-down): the fleet's real runs
+  # must never read the lab's synthesised hardware from the shared cache.
+  [[ $INVENTORY != "$REPO/inventories/lab" ]] && export ANSIBLE_CACHE_PLUGIN_CONNECTION=$CACHE/facts
+  log "converge: ansible-playbook playbooks/site.yml ${args[*]/#$REPO\//}"
   # shellcheck disable=SC2086
   ANSIBLE_CALLBACKS_ENABLED=${ANSIBLE_CALLBACKS_ENABLED:-ansible.posix.timer,pmoves.fleet.pmoves_run} \
-    "$VENV/bin/ansible-playbook" playbooks/site.yml -i "$INVENTORY" -e "pmoves_artifacts_dir=$ARTIFACTS" \
+    "$VENV/bin/ansible-playbook" playbooks/site.yml "${args[@]}" -e "pmoves_artifacts_dir=$ARTIFACTS" \
     --skip-tags "$SKIP_TAGS" ${ANSIBLE_PLAYBOOK_ARGS:-}
 }
 
 write_lab_json() {
-  LAB_HOSTS=$(lab_hosts) "$PY" - "$ARTIFACTS" "$GATEWAY_PORT" <<'PY'
-import json, os, sys
-artifacts, port = sys.argv[1], sys.argv[2]
-try:
-    with open(os.path.join(artifacts, "plan.json"), encoding="utf-8") as handle:
-        plan = json.load(handle)
-except (OSError, ValueError):
-    plan = {}
-nodes = {}
-for line in os.environ["LAB_HOSTS"].splitlines():
-    host, cls, _fixture, _index, oport, _gw, container = line.rstrip("\n").split("|")
-    node = (plan.get("nodes") or {}).get(host) or {}
-    nodes[host] = {"container": container, "class": node.get("class", cls),
-                   "ollama_url": f"http://127.0.0.1:{oport}" if oport else None,
-                   "models": sorted(node.get("models") or [])}
-lab = {"gateway_url": f"http://127.0.0.1:{port}", "api_key_file": "artifacts/lab-api-key", "nodes": nodes,
-       "plan": "artifacts/plan.json", "report": "artifacts/report.html"}
-with open(os.path.join(artifacts, "lab.json"), "w", encoding="utf-8") as handle:
-    json.dump(lab, handle, indent=2, sort_keys=True)
-    handle.write("\n")
-PY
+  "$PY" scripts/lab_fleet.py lab-json "$INVENTORY_JSON" "$ARTIFACTS" "$GATEWAY_PORT" "$NATS_PORT" "$INVENTORY_REL"
   log "wrote artifacts/lab.json"
+}
+
+# One lab at a time: refuse to bring up a fleet while another fleet's containers exist.
+check_one_lab() {
+  local other
+  other=$(podman ps -a --filter label=io.pmoves.lab=1 --format '{{index .Labels "io.pmoves.lab.inventory"}}' 2>/dev/null \
+          | sed 's/<no value>/inventories\/lab/' | sort -u | grep -vx "$INVENTORY_REL" | head -1 || true)
+  [[ -z $other ]] || die "the lab of $other is running: 'make lab-down' first (labs of different fleets may not run at the same time)"
 }
 
 ask_gateway() {
@@ -253,13 +354,24 @@ print(chat[0] if chat else "")' 2>/dev/null || true)
   die "the gateway did not answer on 127.0.0.1:$GATEWAY_PORT (is roles/gateway applied? see artifacts/report.html)"
 }
 
+inventory_json
+if [[ $INVENTORY != "$REPO/inventories/lab" ]]; then
+  mkdir -p "$ARTIFACTS"
+  "$PY" scripts/lab_fleet.py overlay "$INVENTORY_JSON" "$OVERLAY" "$REPO"
+fi
+
 case $MODE in
-  --nodes) up_nodes ;;
+  --nodes) check_one_lab; up_nodes ;;
   --finish) write_lab_json; ask_gateway ;;
   --lab-json) write_lab_json ;;
   all)
     start=$(date +%s)
-    up_nodes
+    if [[ -n $LAB_LIMIT ]]; then
+      log "LAB_LIMIT=$LAB_LIMIT: site.yml limited to it on the running lab (containers untouched)"
+    else
+      check_one_lab
+      up_nodes
+    fi
     rc=0; converge || rc=$?
     write_lab_json
     [[ $rc == 0 ]] || die "site.yml failed (rc=$rc); lab.json and artifacts/report.html show how far it got"

@@ -89,7 +89,7 @@ def test_every_stage_is_tagged_for_single_concern_reruns():
 # Stage -> the membership its role runs on (an inventory class group, the plan's group or gateway hosts).
 CLASS_GROUPS = {"apply_nvidia.yml": "groups['gpu_nodes']", "apply_jetson.yml": "groups['edge_nodes']",
                 "apply_ollama.yml": "groups['pmoves_model_servers']",
-                "apply_gateway.yml": "pmoves_fleet_plan.gateway.hosts"}
+                "apply_gateway.yml": "pmoves_fleet_plan.gateway.hosts", "apply_forge.yml": "groups['forge_nodes']"}
 
 
 @pytest.mark.parametrize("stage", sorted(CLASS_GROUPS))

@@ -86,7 +86,7 @@ def _tags(spec: str) -> dict[str, dict[str, Any]]:
 BUILTIN_MODELS: dict[str, dict[str, Any]] = {
     "llama3": {"family": "llama", "latest": "8b", "ctx": 8192, "dim": 4096, "tags": _tags("8b=4700:8.0B,70b=40000:70.6B")},
     "llama3.1": {"family": "llama", "latest": "8b", "ctx": 131072, "dim": 4096,
-                 "tags": _tags("8b=4900:8.0B,70b=43000:70.6B,405b=243000:405.9B")},
+                 "tags": _tags("8b=4900:8.0B,70b=43000:70.6B,405b=243000:405.9B,70b-instruct-q2_k=26000:70.6B")},
     "llama3.2": {"family": "llama", "latest": "3b", "ctx": 131072, "dim": 3072, "tags": _tags("1b=1300:1.2B,3b=2000:3.2B")},
     "llama3.2-vision": {"family": "mllama", "latest": "11b", "ctx": 131072, "dim": 4096, "vision": True,
                         "tags": _tags("11b=7800:10.7B,90b=55000:87.7B")},

@@ -1,0 +1,165 @@
+"""The seed fleet labs of DESIGN.md contract 4b, end to end (slow: opt in with PMOVES_LAB_SEED=<fleet>).
+
+`make lab-check` runs it for the pmoves fleet (seed 000, 8 hosts): `make lab-down`, `make lab
+LAB_INVENTORY=inventories/pmoves` from scratch (first converge), then against the running lab: every
+placed model answers through the gateway under its plan name and its alias, embeddings too, 401
+without a key, every service the plan gives a node runs there (the stand-in of its seed image,
+healthy on its port), the NATS hub and Prometheus on the seed's VPS, the second `make lab`
+changed=0 on every host, and `make lab-down` removing it all. `make lab-all` runs it per fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FLEET = os.environ.get("PMOVES_LAB_SEED", "")
+INVENTORY = f"inventories/{FLEET}"
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.lab,
+    pytest.mark.skipif(not FLEET, reason="set PMOVES_LAB_SEED=<fleet> (pmoves, gpu-mesh, ...; takes many minutes)"),
+    pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
+]
+
+
+def sh(*args: str, check: bool = True, timeout: int = 5400, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout, check=check,
+                          env={**os.environ, **(env or {})})
+
+
+def make(target: str, **env: str) -> subprocess.CompletedProcess:
+    return sh("make", "--no-print-directory", target, f"LAB_INVENTORY={INVENTORY}",
+              *(f"{k}={v}" for k, v in env.items()), check=False)
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    """Last PLAY RECAP line per host: {host: {ok, changed, unreachable, failed}}."""
+    out: dict[str, dict[str, int]] = {}
+    for host, ok, changed, unreachable, failed in re.findall(
+            r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout, re.M):
+        out[host] = {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
+    return out
+
+
+class Lab:
+    def __init__(self, first: subprocess.CompletedProcess) -> None:
+        self.first = first
+        self.data = json.loads((REPO / "artifacts" / "lab.json").read_text())
+        self.url = self.data["gateway_url"]
+        self.key = (REPO / self.data["api_key_file"]).read_text().strip()
+        self.plan = json.loads((REPO / self.data["plan"]).read_text())
+
+    def post(self, path: str, body: dict[str, Any], key: str | None = "default") -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {self.key if key == 'default' else key}"
+        request = urllib.request.Request(self.url + path, method="POST", data=json.dumps(body).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def placed(self) -> dict[str, dict[str, Any]]:
+        return {m: e for m, e in self.plan["models"].items() if e.get("placed")}
+
+    def is_embedding(self, model: str) -> bool:
+        return self.plan["models"][model].get("kind") == "embedding" or "embed" in model
+
+    def ask(self, model: str) -> None:
+        if self.is_embedding(model):
+            status, body = self.post("/v1/embeddings", {"model": model, "input": "hello lab"})
+            assert status == 200 and body["data"][0]["embedding"], f"{model}: {status} {body}"
+        else:
+            status, body = self.post("/v1/chat/completions",
+                                     {"model": model, "messages": [{"role": "user", "content": "hello lab"}]})
+            assert status == 200 and body["choices"][0]["message"]["content"], f"{model}: {status} {body}"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    make("lab-down")
+    first = make("lab")
+    assert first.returncode == 0, first.stdout[-8000:] + first.stderr[-3000:]
+    yield Lab(first)
+    if os.environ.get("PMOVES_LAB_KEEP") != "1":
+        make("lab-down")
+
+
+def test_first_converge_reaches_every_host_without_failures(lab):
+    hosts = set(lab.data["nodes"])
+    found = recap(lab.first.stdout)
+    assert hosts <= set(found), (sorted(hosts - set(found)), lab.first.stdout[-3000:])
+    assert all(found[h]["failed"] == 0 and found[h]["unreachable"] == 0 for h in hosts), found
+
+
+def test_every_placed_model_answers_by_plan_name_and_alias(lab):
+    placed = lab.placed()
+    assert placed, lab.plan["models"]
+    for model, entry in sorted(placed.items()):
+        lab.ask(model)
+        if entry.get("alias"):
+            lab.ask(entry["alias"]) if not lab.is_embedding(model) else None
+    assert lab.post("/v1/chat/completions", {"model": sorted(placed)[0], "messages": []}, key=None)[0] == 401
+    assert lab.post("/v1/chat/completions", {"model": sorted(placed)[0], "messages": []}, key="sk-wrong-x")[0] == 401
+
+
+def test_every_planned_service_runs_its_seed_image_and_answers_on_its_node(lab):
+    catalog = {s["name"]: s for s in json.loads(sh(".venv/bin/ansible-inventory", "-i", INVENTORY, "--host",
+                                                   sorted(lab.data["nodes"])[0]).stdout).get("pmoves_services", [])}
+    checked = 0
+    for host, node in sorted(lab.data["nodes"].items()):
+        services = [s["name"] if isinstance(s, dict) else s for s in lab.plan["nodes"][host].get("services") or []]
+        if not services:
+            continue
+        ps = sh("podman", "exec", node["container"], "podman", "ps", "--format", "json").stdout
+        running = {c["Labels"].get("com.docker.compose.service"): c for c in json.loads(ps or "[]")}
+        for name in services:
+            assert name in running and running[name]["State"] == "running", (host, name, sorted(running))
+            entry = catalog.get(name, {})
+            if entry.get("image"):
+                assert entry["image"].split("/")[-1] in running[name]["Image"], (host, name, running[name]["Image"])
+            if entry.get("port"):
+                probe = sh("podman", "exec", node["container"], "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                           f"http://127.0.0.1:{entry['port']}/", check=False).stdout
+                assert probe == "200", (host, name, probe)
+            checked += 1
+    assert checked, "no service was planned"
+
+
+def test_nats_hub_and_monitoring_sit_where_the_inventory_puts_them(lab):
+    roles = lab.data["roles"]
+    assert len(roles["gateway"]) >= 1 and len(roles["nats_hub"]) == 1
+    hub = roles["nats_hub"][0]
+    state = sh("podman", "exec", lab.data["nodes"][hub]["container"], "systemctl", "is-active", "nats-server",
+               check=False).stdout.strip()
+    assert state == "active", (hub, state)
+
+
+def test_make_lab_again_changes_nothing(lab):
+    again = make("lab")
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    found = recap(again.stdout)
+    assert set(lab.data["nodes"]) <= set(found)
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in found.values()), (found, again.stdout[-6000:])
+
+
+def test_make_lab_down_removes_the_lab(lab):
+    if os.environ.get("PMOVES_LAB_KEEP") == "1":
+        pytest.skip("PMOVES_LAB_KEEP=1")
+    down = make("lab-down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    names = sh("podman", "ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert not [n for n in names if n.startswith("pmoves-lab")]
+    assert not (REPO / ".cache" / "lab").exists()
