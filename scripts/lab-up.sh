@@ -252,7 +252,9 @@ up_nodes() {
   while IFS='|' read -r host name cls oport gw hub fixture index; do
     state=$(container_state "$name")
     if [[ $state == missing ]]; then
-      local publish=()
+      local publish=() storage_args=()
+      # privileged seed-lab nodes run their own podman: its storage on a volume, not the overlay
+      ((${#node_args[@]})) && storage_args=(-v "$name-containers:/var/lib/containers")
       [[ $oport != None ]] && publish+=(-p "127.0.0.1:$oport:11434")
       [[ $gw == true ]] && publish+=(-p "127.0.0.1:$GATEWAY_PORT:$GATEWAY_INNER_PORT")
       [[ $hub == true ]] && publish+=(-p "127.0.0.1:$NATS_PORT:4222")
@@ -262,7 +264,7 @@ up_nodes() {
         --systemd=always --label io.pmoves.lab=1 --label "io.pmoves.lab.host=$host" \
         --label "io.pmoves.lab.inventory=$INVENTORY_REL" \
         -v "$name-models:/usr/share/ollama/.ollama/models" "${publish[@]}" "${node_args[@]}" \
-        $( ((${#node_args[@]})) && echo "-v $name-containers:/var/lib/containers" ) \
+        "${storage_args[@]}" \
         "$IMAGE" /sbin/init >/dev/null
     elif [[ $state != running ]]; then
       log "start $name (was $state)"

@@ -200,8 +200,9 @@ def nvidia_query_csv(hw: dict[str, Any]) -> str:
         bus = gpu.get("pci_bus_id") or "[N/A]"
         total = "[N/A]" if unified else str(gpu.get("memory_total_mb") or 0)
         free = "[N/A]" if unified else str(gpu.get("memory_free_mb") or gpu.get("memory_total_mb") or 0)
-        rows.append(", ".join(str(x) for x in (gpu.get("index", len(rows)), uuid, gpu.get("name") or "NVIDIA GPU", bus,
-                                                total, free, driver, gpu.get("compute_capability") or "[N/A]")))
+        fields = (gpu.get("index", len(rows)), uuid, gpu.get("name") or "NVIDIA GPU", bus,
+                  total, free, driver, gpu.get("compute_capability") or "[N/A]")
+        rows.append(", ".join(str(x) for x in fields))
     return "\n".join(rows) + ("\n" if rows else "")
 
 

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # TEST DOUBLE (pmoves lab): stands in for a seed service's image. scripts/lab-up.sh builds it from the
 # host's busybox and tags it with the seed's image name, so the compose file keeps the seed's image
 # and command: the command arrives here as arguments and is ignored. It serves every container port

@@ -31,6 +31,7 @@ NOT_SYNTHESISED = {
     "mac-mini-m4-pro": "Apple silicon: no Linux sysroot stands in for macOS",
 }
 
+
 def declared_hosts():
     for fleet in SEED_FLEETS:
         for path in sorted((REPO / "inventories" / fleet / "host_vars").glob("*.yml")):
