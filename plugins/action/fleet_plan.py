@@ -50,6 +50,8 @@ ARGUMENT_SPEC = {
     "ollama_port": {"type": "int", "default": FLEET_DEFAULTS["ollama_port"]},
     "gateway_enabled": {"type": "bool"},
     "wireguard_network": {"type": "str", "default": FLEET_DEFAULTS["wireguard_network"]},
+    "model_share": {"type": "bool", "default": True},
+    "model_share_port": {"type": "int", "default": FLEET_DEFAULTS["model_share_port"]},
     "report": {"type": "bool", "default": True},
 }
 
@@ -112,7 +114,8 @@ class ActionModule(ActionBase):
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
         options = PlanOptions(**{knob: args[knob] for knob in PLANNER_DEFAULTS})
         fleet = FleetInputs(ollama_port=args["ollama_port"], gateway_enabled=args["gateway_enabled"],
-                            wireguard_network=args["wireguard_network"])
+                            wireguard_network=args["wireguard_network"], model_share=args["model_share"],
+                            model_share_port=args["model_share_port"])
         artifacts_dir = args["artifacts_dir"]
         plan_path = os.path.join(artifacts_dir, "plan.json")
         previous = None

@@ -85,7 +85,7 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def _host_port(address: str, port: int) -> str:
+def host_port(address: str, port: int) -> str:
     try:
         if ipaddress.ip_address(address.strip("[]")).version == 6:
             return f"[{address.strip('[]')}]:{port}"
@@ -165,8 +165,8 @@ def decide(hosts: list[dict[str, Any]], runs: set[str], holders: set[str], gatew
         out[name] = {
             "runs": name in runs, "network": network, "listen": listen, "port": port,
             "address": address, "address_source": source,
-            "url": f"http://{_host_port(address if network else LOOPBACK, port)}",
-            "local_url": f"http://{_host_port(local, port)}",
+            "url": f"http://{host_port(address if network else LOOPBACK, port)}",
+            "local_url": f"http://{host_port(local, port)}",
             "consumers": sorted(remote),
         }
     for name in names:

@@ -79,6 +79,7 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "node_exporter_port": 9100,
     "prometheus_port": 9090,
     "wireguard_network": "10.77.0.0/24",
+    "model_share_port": 11435,  # read-only HTTP share of a seed node's model store (models fetched once per fleet)
 }
 
 # Inventory variable of each planner knob (plan.yml passes them; inventory_check checks them).

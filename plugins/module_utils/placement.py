@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 SCHEMA = 1
-PLANNER_VERSION = "3"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
+PLANNER_VERSION = "4"  # part of inputs_digest: a new planner re-plans even for unchanged inputs
 MODELS_DISK_RESERVE_MB = 1024  # kept free under OLLAMA_MODELS (roles/ollama pmoves_ollama_disk_reserve_mb)
 XL_PARAMS_B = 70.0  # "70B+ -> the biggest GPU" (seed 000)
 EDGE_PARAMS_B = 8.0  # "1-8B -> Jetsons" (seed 000)
@@ -76,6 +76,8 @@ class FleetInputs:
     ollama_port: int = FLEET_DEFAULTS["ollama_port"]  # hosts without pmoves_ollama_port
     gateway_enabled: bool | None = None  # None: true when the inventory declares a gateway group
     wireguard_network: str = FLEET_DEFAULTS["wireguard_network"]
+    model_share: bool = True  # a model wanted by several nodes is pulled once and copied over the LAN
+    model_share_port: int = FLEET_DEFAULTS["model_share_port"]
 
 
 @dataclass
@@ -1202,6 +1204,9 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
             warnings.append(f"model {model.name}: {len(placements)} of {model.wanted} replicas placed ({reason})")
 
     fleet_out, endpoints = _fleet_section(hosts, nodes, fleet, service_catalog, previous)
+    sources, shares, seeds = model_sources(models_out, endpoints, fleet)
+    for name, entry in models_out.items():
+        entry["seed"] = seeds.get(name)
 
     nodes_out: dict[str, Any] = {}
     for node in nodes:
@@ -1209,7 +1214,9 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
         ollama = dict(endpoints[node.name])
         ollama["models"] = [{"name": name, "aliases": models_out[name]["aliases"],
                              **({"keep_alive": models_out[name]["keep_alive"]} if "keep_alive" in models_out[name]
-                                else {})} for name in sorted(node.models)]
+                                else {}),
+                             "source": sources[name].get(node.name, REGISTRY_SOURCE)} for name in sorted(node.models)]
+        ollama["model_share"] = shares[node.name]
         ollama["gpu_uuids"] = [g.uuid for g in node.gpus if g.uuid and g.vendor == "nvidia"]
         nodes_out[node.name] = {
             "class": node.node_class, "vram_total_mb": node.capacity_mb, "vram_planned_mb": capacity["peak_mb"],
@@ -1242,6 +1249,52 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
         "moved_detail": moved,
         "warnings": list(dict.fromkeys(warnings)),
     }
+
+
+REGISTRY_SOURCE: dict[str, Any] = {"kind": "registry"}
+
+
+def model_sources(models_out: dict[str, Any], endpoints: dict[str, dict[str, Any]], fleet: FleetInputs,
+                  ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, Any]], dict[str, str]]:
+    """Where each node gets each of its models: the registry, or a peer's model share (fetched once per fleet).
+
+    A model placed on two or more nodes is pulled from the registry by one of them, its seed, and copied
+    by the others from the seed's read-only model share over the LAN (``ollama_blob_sync`` verifies every
+    blob's sha256; a failed copy falls back to a registry pull). The seed is the first by name among the
+    holders whose Ollama already serves the network (its address is known to reach the fleet), else the
+    first by name among the holders with a non-loopback address; none (every holder on loopback, or
+    ``model_share`` off) means every holder pulls from the registry. Returns (``{model: {host: source}}``,
+    ``{host: model_share}`` for ``nodes[host].ollama.model_share``, ``{model: seed host}``).
+    """
+    port = int(fleet.model_share_port)
+    sources: dict[str, dict[str, dict[str, Any]]] = {}
+    seeds: dict[str, str] = {}
+    for name, entry in sorted(models_out.items()):
+        holders = sorted(entry.get("placed") or [])
+        sources[name] = {}
+        if not fleet.model_share or len(holders) < 2:
+            continue
+        reachable = [h for h in holders if endpoints.get(h, {}).get("address")
+                     and not fleet_endpoints.is_loopback(str(endpoints[h]["address"]))]
+        serving = [h for h in reachable if endpoints[h].get("network")]
+        seed = (serving or reachable or [None])[0]
+        if seed is None:
+            continue
+        seeds[name] = seed
+        url = "http://" + fleet_endpoints.host_port(str(endpoints[seed]["address"]), port)
+        for host in holders:
+            if host != seed:
+                sources[name][host] = {"kind": "peer", "node": seed, "url": url}
+    seeded: dict[str, list[str]] = {}
+    for name, seed in seeds.items():
+        seeded.setdefault(seed, []).append(name)
+    shares: dict[str, dict[str, Any]] = {}
+    for host, endpoint in sorted(endpoints.items()):
+        models = sorted(seeded.get(host, []))
+        address = str(endpoint.get("address")) if models else None
+        shares[host] = {"serve": bool(models), "models": models, "port": port, "listen": address,
+                        "url": ("http://" + fleet_endpoints.host_port(address, port)) if address else None}
+    return sources, shares, seeds
 
 
 def _host_pins(nodes: list[Node], models: list[ModelReq], warnings: list[str]) -> None:

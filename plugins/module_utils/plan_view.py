@@ -32,7 +32,9 @@ def default_ollama(node_class: str, port: int) -> dict[str, Any]:
     url = LOOPBACK_URL.format(port=port)
     return {"runs": node_class in MODEL_SERVING_CLASSES, "network": False, "listen": "127.0.0.1", "port": port,
             "address": None, "address_source": "none", "url": url, "local_url": url, "client_url": None,
-            "consumers": [], "models": [], "gpu_uuids": []}
+            "consumers": [], "models": [], "gpu_uuids": [],
+            "model_share": {"serve": False, "models": [], "port": FLEET_DEFAULTS["model_share_port"], "listen": None,
+                            "url": None}}
 
 
 def node_plan(plan: dict[str, Any] | None, host: str, group_names: list[str] | None = None) -> dict[str, Any]:
@@ -91,9 +93,9 @@ def gateway_node_urls(view: dict[str, Any]) -> dict[str, str]:
 
 
 def ollama_model_entries(models: list[Any] | None) -> list[dict[str, Any]]:
-    """The ollama role's model list, normalised: ``[{name, aliases, keep_alive?}]``, one entry per name.
+    """The ollama role's model list, normalised: ``[{name, aliases, keep_alive?, source?}]``, one entry per name.
 
-    Entries may be plain names or mappings ``{name, aliases?, alias?, keep_alive?}`` (the plan's
+    Entries may be plain names or mappings ``{name, aliases?, alias?, keep_alive?, source?}`` (the plan's
     ``nodes[host].ollama.models``); names and aliases go through the one normaliser.
     """
     out: dict[str, dict[str, Any]] = {}
@@ -108,4 +110,9 @@ def ollama_model_entries(models: list[Any] | None) -> list[dict[str, Any]]:
                 item["aliases"].append(normalised)
         if entry.get("keep_alive") not in (None, "") and "keep_alive" not in item:
             item["keep_alive"] = str(entry["keep_alive"])
+        source = entry.get("source")
+        if isinstance(source, dict) and (source.get("kind") == "registry"
+                                         or (source.get("kind") == "peer" and source.get("url"))):
+            if "source" not in item or item["source"].get("kind") != "peer":
+                item["source"] = dict(source)  # a peer's model share wins when a name is listed twice
     return list(out.values())

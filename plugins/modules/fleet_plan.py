@@ -115,6 +115,18 @@ options:
     description: WireGuard mesh network the members' addresses come from (C(pmoves_wireguard_network)).
     type: str
     default: 10.77.0.0/24
+  model_share:
+    description:
+      - C(pmoves_model_share) - a model placed on several nodes is pulled from the registry once, by its seed node
+        (the first by name whose Ollama serves the network, else the first with a non-loopback address), and the
+        other nodes copy it from the seed's read-only model share over the LAN (blobs verified by sha256; a failed
+        copy falls back to a registry pull). C(false) - every node pulls from the registry.
+    type: bool
+    default: true
+  model_share_port:
+    description: TCP port of the seed nodes' model share (C(pmoves_model_share_port) of pmoves.fleet.common).
+    type: int
+    default: 11435
   report:
     description: Also write plan.md and plan.html next to plan.json.
     type: bool
@@ -181,11 +193,16 @@ plan:
           max_loaded, disk (total_mb, used_mb, free_mb), ollama_env (context_length, num_parallel, kv_cache_type) and
           placements (per model - vram_mb when loaded here, disk_mb, resident, spill_mb, pinned, why).
         - C(ollama) - runs, network, listen, port, address, address_source, url (for other hosts), local_url,
-          client_url (the Ollama this node's clients use), consumers, models (C({name, aliases, keep_alive})), gpu_uuids.
+          client_url (the Ollama this node's clients use), consumers, models (C({name, aliases, keep_alive, source})),
+          gpu_uuids, model_share (serve, models, listen, port, url - the read-only share of this node's model store
+          that peers copy the models it seeds from).
+        - C(source) of a model entry - C({kind: registry}) (pull it) or C({kind: peer, node, url}) (copy it from the
+          seed's model share, falling back to a pull).
       type: dict
     models:
       description: Per normalised model name - wanted, placed hosts, vram_mb, vram_by_host, why per host, alias (as
-        written), aliases (normalised), kind, keep_alive, resident, disk_mb, primary, fallback.
+        written), aliases (normalised), kind, keep_alive, resident, disk_mb, primary, fallback, seed (the host that pulls it from the
+        registry for the others, null when every holder pulls).
       type: dict
     fleet:
       description: Membership from the inventory - hosts, groups, gateway (enabled, hosts), wireguard (network, hosts,
