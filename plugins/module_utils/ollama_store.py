@@ -9,7 +9,13 @@ A model copied between stores (another node's OLLAMA_MODELS, a cache directory, 
 export) is complete when its manifest and every blob it names are there. ``plan_sync`` works
 out what is missing; ``apply_sync`` copies blobs first -- hashing each one while it is copied and
 refusing any whose sha256 is not the one in its file name -- and writes the manifest last, so a
-half-copied model is never visible to Ollama. Standard library only, no Ansible import.
+half-copied model is never visible to Ollama.
+
+The source may also be a peer's read-only model share over HTTP (``HttpStore``: ``GET
+<url>/manifests/...`` and ``GET <url>/blobs/sha256-<hex>``, served by the ollama role's
+``pmoves-model-share`` on seed nodes): the manifest is fetched first, each missing blob is streamed
+into a temporary file while it is hashed, and it is put in place only when its size and sha256 are
+the ones the manifest and its name say; the manifest is written last, as for a directory.
 
 Model names come from users and from other machines' stores, and this code runs as root: a
 name is checked against Ollama's grammar (``validate_model_name``) before any path is built from
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.pmoves.fleet.plugins.module_utils.http_request import READ_ERRORS, URL_ERRORS, http_open
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import (
     split_model_name,
     validate_model_name,
@@ -37,10 +44,15 @@ DEFAULT_HOST = "registry.ollama.ai"
 DEFAULT_NAMESPACE = "library"
 DIGEST_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
 CHUNK = 4 * 1024 * 1024
+MANIFEST_LIMIT = 4 * 1024 * 1024  # a manifest is a few KiB; a peer that sends more is not a model share
 
 
 class StoreError(Exception):
     """A store problem with a message naming the file."""
+
+
+class PeerError(StoreError):
+    """A peer's model share could not give a model: unreachable, an HTTP error, a short or corrupt blob."""
 
 
 @dataclass(frozen=True)
@@ -224,23 +236,33 @@ def plan_sync(src: Path, dest: Path, name: str, verify: str = "size") -> SyncPla
     return plan
 
 
-def copy_blob(source: Path, target: Path, digest: str, uid: int = -1, gid: int = -1) -> int:
-    """Copy one blob, hashing while copying; the target appears only when the hash matches."""
+def _write_verified(reader: Any, where: str, target: Path, digest: str, uid: int = -1, gid: int = -1,
+                    size: int | None = None, error: type[StoreError] = StoreError) -> int:
+    """Stream ``reader`` into ``target`` through a temporary file, hashing; put in place only when the sha256
+    (and ``size``, when given) match. Returns bytes written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".pmoves-partial", dir=target.parent)
     tmp = Path(tmp_name)
     copied = 0
     try:
-        with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
-            while chunk := reader.read(CHUNK):
+        with os.fdopen(fd, "wb") as writer:
+            while True:
+                chunk = reader.read(CHUNK)
+                if not chunk:
+                    break
                 hasher.update(chunk)
                 writer.write(chunk)
                 copied += len(chunk)
+                if size is not None and copied > size:
+                    raise error(f"blob {where} is corrupt: more than the {size} bytes its manifest says; "
+                                "nothing was copied for it")
+        if size is not None and copied != size:
+            raise error(f"blob {where} is incomplete: {copied} of {size} bytes arrived; nothing was copied for it")
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:
-            raise StoreError(f"blob {source} is corrupt: its sha256 is {actual}, its name says {digest}; "
-                             f"nothing was copied for it")
+            raise error(f"blob {where} is corrupt: its sha256 is {actual}, its name says {digest}; "
+                        f"nothing was copied for it")
         os.chmod(tmp, 0o644)
         if uid != -1 or gid != -1:
             os.chown(tmp, uid, gid)
@@ -251,24 +273,126 @@ def copy_blob(source: Path, target: Path, digest: str, uid: int = -1, gid: int =
     return copied
 
 
+def copy_blob(source: Path, target: Path, digest: str, uid: int = -1, gid: int = -1) -> int:
+    """Copy one blob, hashing while copying; the target appears only when the hash matches."""
+    with source.open("rb") as reader:
+        return _write_verified(reader, str(source), target, digest, uid, gid)
+
+
 def apply_sync(plan: SyncPlan, src: Path, dest: Path, uid: int = -1, gid: int = -1) -> int:
     """Copy missing blobs (verified) then the manifest; return bytes copied."""
     copied = 0
     for digest, _size in plan.missing:
         copied += copy_blob(inside_store(src, src / blob_relpath(digest)),
                             inside_store(dest, dest / blob_relpath(digest)), digest, uid, gid)
-    target = inside_store(dest, dest / plan.source_manifest.relative_to(src))
-    if not (target.is_file() and target.read_bytes() == plan.manifest_bytes):
+    write_manifest(dest, plan.source_manifest.relative_to(src).as_posix(), plan.manifest_bytes, uid, gid)
+    return copied
+
+
+def write_manifest(dest: Path, relpath: str, data: bytes, uid: int = -1, gid: int = -1) -> None:
+    """Write a manifest into store ``dest`` atomically (tmp + replace), unless it is already there."""
+    target = inside_store(dest, dest / relpath)
+    if not (target.is_file() and target.read_bytes() == data):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(plan.manifest_bytes)
+        tmp.write_bytes(data)
         os.chmod(tmp, 0o644)
         if uid != -1 or gid != -1:
             os.chown(tmp, uid, gid)
             for parent in _new_dirs(dest, target.parent):
                 os.chown(parent, uid, gid)
         os.replace(tmp, target)
-    return copied
+
+
+def is_url(src: str) -> bool:
+    """Whether a blob_sync source is a peer's model share (http/https URL) rather than a directory."""
+    return str(src).lower().startswith(("http://", "https://"))
+
+
+class HttpStore:
+    """A peer's read-only model share: ``<url>/manifests/<host>/<namespace>/<model>/<tag>``, ``<url>/blobs/...``.
+
+    ``opener`` is ``http_request.http_open`` (injected in tests). Every failure is a ``PeerError`` naming
+    the URL, so a caller can fall back to a registry pull.
+    """
+
+    def __init__(self, url: str, timeout: float = 30.0, opener: Any = http_open) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.opener = opener
+
+    def _open(self, relpath: str) -> Any:
+        url = f"{self.url}/{relpath}"
+        try:
+            return self.opener(url, timeout=self.timeout)
+        except URL_ERRORS as exc:  # HTTPError included: 404, 403, 500 from the share
+            code = getattr(exc, "code", None)
+            if code == 404:
+                return None
+            reason = f"HTTP {code}" if code else str(getattr(exc, "reason", None) or exc)
+            raise PeerError(f"model share {url} cannot be read: {reason}") from exc
+
+    def manifest(self, name: str) -> tuple[str, bytes, dict[str, Any]] | None:
+        """(relpath, bytes, parsed) of ``name``'s manifest on the share; None when the share does not have it."""
+        relpath = ModelPath.from_name(name).relpath  # validates the name before any URL is built from it
+        response = self._open(relpath)
+        if response is None:
+            return None
+        url = f"{self.url}/{relpath}"
+        try:
+            with response:
+                data = response.read(MANIFEST_LIMIT + 1)
+        except READ_ERRORS as exc:
+            raise PeerError(f"model share {url}: reading the manifest failed: {exc}") from exc
+        if len(data) > MANIFEST_LIMIT:
+            raise PeerError(f"model share {url}: the manifest is larger than {MANIFEST_LIMIT} bytes")
+        try:
+            manifest = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise PeerError(f"model share {url}: the manifest is not JSON: {exc}") from exc
+        if not isinstance(manifest, dict):
+            raise PeerError(f"model share {url}: the manifest is a JSON {type(manifest).__name__}, not an object")
+        return relpath, data, manifest
+
+    def fetch_blob(self, digest: str, size: int, target: Path, uid: int = -1, gid: int = -1) -> int:
+        """Stream one blob into ``target``, verified by size and sha256; returns bytes fetched."""
+        relpath = blob_relpath(digest)
+        url = f"{self.url}/{relpath}"
+        response = self._open(relpath)
+        if response is None:
+            raise PeerError(f"model share {url}: the blob is not there (HTTP 404)")
+        try:
+            with response:
+                return _write_verified(response, url, target, digest, uid, gid, size=size, error=PeerError)
+        except READ_ERRORS as exc:
+            raise PeerError(f"model share {url}: the download broke off: {exc}") from exc
+
+
+def plan_sync_http(share: HttpStore, dest: Path, name: str, verify: str = "size") -> SyncPlan | None:
+    """What copying ``name`` from a peer's model share into ``dest`` has to do; None when the share lacks it."""
+    found = share.manifest(name)
+    if found is None:
+        return None
+    relpath, data, manifest = found
+    try:
+        blobs = manifest_layers(manifest)
+    except StoreError as exc:
+        raise PeerError(f"model share {share.url}/{relpath}: {exc}") from exc
+    dest_manifest = inside_store(dest, dest / relpath)
+    plan = SyncPlan(name=name, source_manifest=Path(relpath), manifest_bytes=data, blobs=blobs)
+    plan.missing = [(d, s) for d, s in blobs
+                    if not blob_ok(inside_store(dest, dest / blob_relpath(d)), d, s, verify)]
+    plan.manifest_current = dest_manifest.is_file() and dest_manifest.read_bytes() == data
+    return plan
+
+
+def apply_sync_http(plan: SyncPlan, share: HttpStore, dest: Path, uid: int = -1, gid: int = -1) -> int:
+    """Fetch the missing blobs from the share (each verified) then write the manifest; return bytes fetched."""
+    fetched = 0
+    for digest, size in plan.missing:
+        fetched += share.fetch_blob(digest, size, inside_store(dest, dest / blob_relpath(digest)), uid, gid)
+    write_manifest(dest, plan.source_manifest.as_posix(), plan.manifest_bytes, uid, gid)
+    return fetched
 
 
 def _new_dirs(root: Path, leaf: Path) -> list[Path]:
@@ -288,19 +412,25 @@ def remove_partial_copies(dest: Path) -> None:
 
 
 __all__ = [
+    "HttpStore",
     "ModelPath",
+    "PeerError",
     "StoreError",
     "SyncPlan",
     "apply_sync",
+    "apply_sync_http",
     "blob_ok",
     "blob_relpath",
     "copy_blob",
     "find_manifest",
     "inside_store",
+    "is_url",
     "list_models",
     "manifest_layers",
     "plan_sync",
+    "plan_sync_http",
     "read_manifest",
     "remove_partial_copies",
     "sha256_file",
+    "write_manifest",
 ]

@@ -18,6 +18,11 @@ description:
   - Every copied blob is hashed while it is copied and must match the sha256 in its file name;
     a corrupt blob fails the task and is never put in place. Blobs go first, the manifest last, so
     Ollama never sees a half-copied model. Blobs already present are not copied again.
+  - I(src) may also be the URL of a peer's read-only model share (C(http://seed:11435), served by the
+    pmoves.fleet.ollama role on the node the plan makes the model's seed): the manifest is fetched first,
+    each missing blob is streamed into a temporary file while it is hashed and put in place only when its
+    size and sha256 match, and the manifest is written last. The plan sets this up per (model, node) and
+    the role falls back to a registry pull when the copy fails.
   - Ollama lists a copied model at once (C(/api/tags) reads the manifests on disk); no restart.
   - Model names must follow Ollama's grammar C([host/][namespace/]model[:tag]); a name such as C(../../x)
     fails the task before anything is read or written. Every file read or written must resolve inside
@@ -33,7 +38,9 @@ options:
     elements: str
     default: []
   src:
-    description: Source model store (the directory that holds C(manifests/) and C(blobs/)).
+    description:
+      - Source model store (the directory that holds C(manifests/) and C(blobs/)), or the C(http://) or
+        C(https://) URL of a peer's model share serving that layout read-only.
     type: path
     required: true
   dest:
@@ -44,6 +51,9 @@ options:
     description:
       - What to do when a requested model is not in I(src). C(fail) stops the task; C(skip) reports
         it in C(not_found) (useful for an opportunistic cache before a registry pull).
+      - With a share URL, C(skip) also covers a share that is down or answers with an error and a blob
+        that arrives short or corrupt (nothing of it is put in place) - the model goes into C(not_found)
+        with the reason in C(errors), so a registry pull can follow.
     type: str
     choices: [fail, skip]
     default: fail
@@ -55,6 +65,10 @@ options:
     type: str
     choices: [size, sha256]
     default: size
+  timeout:
+    description: Seconds to wait for an answer (each read) from a share URL.
+    type: int
+    default: 30
   owner:
     description: Owner of the files written in I(dest) (the ollama service user).
     type: str
@@ -103,10 +117,20 @@ present:
   type: list
   elements: str
 not_found:
-  description: Requested models not found in I(src) (with I(missing=skip)).
+  description: Requested models not found in I(src), or not copied from a share URL because of an error (with I(missing=skip)).
   returned: always
   type: list
   elements: str
+errors:
+  description: Per model not copied from a share URL, why (share down, HTTP error, corrupt or short blob).
+  returned: always
+  type: dict
+  sample: {"qwen2.5:14b": "blob http://10.0.0.1:11435/blobs/sha256-... is corrupt: ..."}
+bytes_by_model:
+  description: Bytes copied (in check mode, bytes that would be copied) per model.
+  returned: always
+  type: dict
+  sample: {"qwen2.5:14b": 8988124069}
 blobs_copied:
   description: Number of blobs copied.
   returned: always
@@ -126,11 +150,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import validate_model_name
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_store import (
+    HttpStore,
+    PeerError,
     StoreError,
     apply_sync,
+    apply_sync_http,
     find_manifest,
+    is_url,
     list_models,
     plan_sync,
+    plan_sync_http,
     remove_partial_copies,
 )
 
@@ -147,6 +176,55 @@ def resolve_ids(module: AnsibleModule) -> tuple[int, int]:
     return uid, gid
 
 
+def ensure_store_dirs(dest: Path, uid: int, gid: int) -> None:
+    for directory in (dest / "blobs", dest / "manifests"):
+        if not directory.exists():
+            directory.mkdir(parents=True, mode=0o755)
+            if uid != -1 or gid != -1:
+                os.chown(directory, uid, gid)
+
+
+def sync_from_share(module: AnsibleModule, url: str, dest: Path, uid: int, gid: int) -> None:
+    """Copy models from a peer's model share (HTTP); with missing=skip, a failed model is left for a pull."""
+    share = HttpStore(url, timeout=module.params["timeout"])
+    skip = module.params["missing"] == "skip"
+    result = {"copied": [], "present": [], "not_found": [], "errors": {}, "bytes_by_model": {}}
+    blobs = 0
+    if not module.params["names"]:
+        module.fail_json(msg=f"names is required with a share URL ({url}): a share does not list its models",
+                         blobs_copied=0, bytes_copied=0, **result)
+    if not module.check_mode:
+        remove_partial_copies(dest)
+    for name in module.params["names"]:
+        try:
+            plan = plan_sync_http(share, dest, name, module.params["verify"])
+            if plan is None:
+                raise PeerError(f"model share {url} does not have {name}")
+            if not plan.changed:
+                result["present"].append(name)
+                continue
+            if module.check_mode:
+                size = plan.bytes_to_copy
+            else:
+                ensure_store_dirs(dest, uid, gid)
+                size = apply_sync_http(plan, share, dest, uid, gid)
+        except PeerError as exc:
+            if not skip:
+                module.fail_json(msg=str(exc), blobs_copied=blobs, bytes_copied=sum(result["bytes_by_model"].values()),
+                                 **result)
+            result["not_found"].append(name)
+            result["errors"][name] = str(exc)
+            continue
+        except (StoreError, OSError) as exc:
+            module.fail_json(msg=str(exc), blobs_copied=blobs, bytes_copied=sum(result["bytes_by_model"].values()),
+                             **result)
+        result["copied"].append(name)
+        result["bytes_by_model"][name] = size
+        blobs += len(plan.missing)
+    module.exit_json(changed=bool(result["copied"]), blobs_copied=blobs,
+                     bytes_copied=sum(result["bytes_by_model"].values()), **result)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -155,6 +233,7 @@ def main() -> None:
             "dest": {"type": "path", "required": True},
             "missing": {"type": "str", "default": "fail", "choices": ["fail", "skip"]},
             "verify": {"type": "str", "default": "size", "choices": ["size", "sha256"]},
+            "timeout": {"type": "int", "default": 30},
             "owner": {"type": "str"},
             "group": {"type": "str"},
         },
@@ -162,20 +241,24 @@ def main() -> None:
     )
     invalid = [problem for problem in map(validate_model_name, module.params["names"]) if problem]
     if invalid:
-        module.fail_json(msg="; ".join(invalid), copied=[], present=[], not_found=[], blobs_copied=0,
-                         bytes_copied=0)
-    src, dest = Path(module.params["src"]), Path(module.params["dest"])
+        module.fail_json(msg="; ".join(invalid), copied=[], present=[], not_found=[], errors={}, bytes_by_model={},
+                         blobs_copied=0, bytes_copied=0)
+    dest = Path(module.params["dest"])
+    uid, gid = resolve_ids(module)
+    if is_url(module.params["src"]):
+        sync_from_share(module, module.params["src"], dest, uid, gid)
+    src = Path(module.params["src"])
     if not src.is_dir():
         if module.params["missing"] == "skip":
             module.exit_json(changed=False, copied=[], present=[], not_found=list(module.params["names"]),
-                             blobs_copied=0, bytes_copied=0)
+                             errors={}, bytes_by_model={}, blobs_copied=0, bytes_copied=0)
         module.fail_json(msg=f"source model store {src} does not exist or is not a directory")
     if src.resolve() == dest.resolve():
         module.fail_json(msg=f"src and dest are the same directory ({src})")
-    uid, gid = resolve_ids(module)
     names = module.params["names"] or list_models(src)
     copied, present, not_found = [], [], []
-    blobs = size = 0
+    by_model: dict[str, int] = {}
+    blobs = 0
     try:
         if not module.check_mode:
             remove_partial_copies(dest)
@@ -190,18 +273,15 @@ def main() -> None:
             copied.append(name)
             blobs += len(plan.missing)
             if module.check_mode:
-                size += plan.bytes_to_copy
+                by_model[name] = plan.bytes_to_copy
             else:
-                for directory in (dest / "blobs", dest / "manifests"):
-                    if not directory.exists():
-                        directory.mkdir(parents=True, mode=0o755)
-                        if uid != -1 or gid != -1:
-                            os.chown(directory, uid, gid)
-                size += apply_sync(plan, src, dest, uid, gid)
+                ensure_store_dirs(dest, uid, gid)
+                by_model[name] = apply_sync(plan, src, dest, uid, gid)
     except (StoreError, OSError) as exc:
-        module.fail_json(msg=str(exc), copied=copied, present=present, not_found=not_found)
-    module.exit_json(changed=bool(copied), copied=copied, present=present, not_found=not_found,
-                     blobs_copied=blobs, bytes_copied=size)
+        module.fail_json(msg=str(exc), copied=copied, present=present, not_found=not_found, errors={},
+                         bytes_by_model=by_model)
+    module.exit_json(changed=bool(copied), copied=copied, present=present, not_found=not_found, errors={},
+                     bytes_by_model=by_model, blobs_copied=blobs, bytes_copied=sum(by_model.values()))
 
 
 if __name__ == "__main__":

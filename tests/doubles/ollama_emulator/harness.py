@@ -56,6 +56,10 @@ class RunningEmulator:
     def stats(self) -> dict[str, int]:
         return self.get("/_test_double/stats")["requests"]
 
+    def upstream_bytes(self) -> int:
+        """Bytes this node's pulls fetched from the (emulated) registry since the last reset."""
+        return int(self.get("/_test_double/stats")["upstream_bytes"])
+
     def reset_stats(self) -> None:
         self.post("/_test_double/reset_stats", {})
 

@@ -34,7 +34,8 @@ Test knobs (environment of ``serve``):
   ``@drop`` to the count to cut the connection instead. Also ``POST /_test_double/fail_pull``.
 * OLLAMA_TEST_DOUBLE_OFFLINE=1  every registry access fails like a host without internet.
 * OLLAMA_TEST_DOUBLE_PULL_DELAY seconds to sleep between progress lines (slow pulls).
-* ``GET /_test_double/stats`` request counts per ``METHOD /path`` (benchmarks, idempotence tests);
+* ``GET /_test_double/stats`` request counts per ``METHOD /path`` (benchmarks, idempotence tests) and
+  ``upstream_bytes`` / ``upstream_by_model``: bytes the pulls fetched from the emulated registry;
   ``POST /_test_double/reset_stats``.
 """
 
@@ -434,6 +435,7 @@ class Emulator:
         self.version = version
         self.stats: Counter[str] = Counter()
         self.stats_lock = threading.Lock()
+        self.upstream: Counter[str] = Counter()  # bytes each pull fetched from the (emulated) registry, per model
         self.fail_pulls: dict[str, list[Any]] = parse_fail_spec(os.environ.get("OLLAMA_TEST_DOUBLE_FAIL_PULL", ""))
         self.loaded: dict[str, dict[str, Any]] = {}
         self.pull_locks: dict[str, threading.Lock] = {}
@@ -442,6 +444,10 @@ class Emulator:
     def count(self, key: str) -> None:
         with self.stats_lock:
             self.stats[key] += 1
+
+    def fetched_upstream(self, name: ModelName, size: int) -> None:
+        with self.stats_lock:
+            self.upstream[name.display] += size
 
     def take_failure(self, name: ModelName) -> str | None:
         with self.stats_lock:
@@ -515,6 +521,7 @@ def pull_model(emu: Emulator, raw_name: str, emit) -> None:
                     if failure and layer is manifest["layers"][0]:
                         upto = min(upto, max(done + 1, total // 2))
                     handle.write(data[done:upto])
+                    emu.fetched_upstream(name, upto - done)
                     done = upto
                     if emu.delay:
                         time.sleep(emu.delay)
@@ -1118,12 +1125,15 @@ class Handler(BaseHTTPRequestHandler):
     def td_stats(self) -> None:
         with self.emu.stats_lock:
             counts = dict(self.emu.stats)
-        self.send_json(200, {"test_double": True, "node": self.emu.node, "requests": counts})
+            upstream = dict(self.emu.upstream)
+        self.send_json(200, {"test_double": True, "node": self.emu.node, "requests": counts,
+                             "upstream_bytes": sum(upstream.values()), "upstream_by_model": upstream})
 
     def td_reset(self) -> None:
         self.read_body()
         with self.emu.stats_lock:
             self.emu.stats.clear()
+            self.emu.upstream.clear()
         self.send_empty(200)
 
     def td_fail_pull(self) -> None:
