@@ -111,8 +111,8 @@ def ollama_model_entries(models: list[Any] | None) -> list[dict[str, Any]]:
         if entry.get("keep_alive") not in (None, "") and "keep_alive" not in item:
             item["keep_alive"] = str(entry["keep_alive"])
         source = entry.get("source")
-        if isinstance(source, dict) and (source.get("kind") == "registry"
-                                         or (source.get("kind") == "peer" and source.get("url"))):
-            if "source" not in item or item["source"].get("kind") != "peer":
-                item["source"] = dict(source)  # a peer's model share wins when a name is listed twice
+        valid = isinstance(source, dict) and (source.get("kind") == "registry"
+                                              or (source.get("kind") == "peer" and bool(source.get("url"))))
+        if valid and ("source" not in item or item["source"].get("kind") != "peer"):
+            item["source"] = dict(source)  # a peer's model share wins when a name is listed twice
     return list(out.values())

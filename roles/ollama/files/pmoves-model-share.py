@@ -26,15 +26,15 @@ import socket
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
 
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-MANIFEST_RE = re.compile(rf"^/manifests/{_PART}/{_PART}/{_PART}/[A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}$")
+_HOST = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,254}"  # a registry host may carry a port (hub.lan:5000)
+MANIFEST_RE = re.compile(rf"^/manifests/{_HOST}/{_PART}/{_PART}/[A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}$")
 BLOB_RE = re.compile(r"^/blobs/sha256-[0-9a-f]{64}$")
 COPY_CHUNK = 1024 * 1024
 
 
-def store_file(root: str, url_path: str) -> Optional[str]:
+def store_file(root: str, url_path: str) -> str | None:
     """The file a request path names inside the store ``root``, or None (not a served path, outside, missing)."""
     path = url_path.split("?", 1)[0]
     if ".." in path or not (MANIFEST_RE.match(path) or BLOB_RE.match(path)):
@@ -51,8 +51,8 @@ class ShareHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root = "."
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+    def log_message(self, format, *args):
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
     def _refuse(self, status: HTTPStatus) -> None:
         body = f"{status.value} {status.phrase}\n".encode()
@@ -84,16 +84,16 @@ class ShareHandler(BaseHTTPRequestHandler):
             if send_body:
                 shutil.copyfileobj(handle, self.wfile, COPY_CHUNK)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._serve(True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(False)
 
     def _not_allowed(self) -> None:
         self._refuse(HTTPStatus.METHOD_NOT_ALLOWED)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
 
 def make_server(root: str, bind: str, port: int) -> ThreadingHTTPServer:
@@ -104,7 +104,7 @@ def make_server(root: str, bind: str, port: int) -> ThreadingHTTPServer:
     return server_class((bind.strip("[]"), port), handler)
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve an Ollama model store (manifests/, blobs/) read-only.")
     parser.add_argument("--root", required=True, help="the model store (OLLAMA_MODELS)")
     parser.add_argument("--bind", required=True, help="address to listen on (the node's reachable address)")
