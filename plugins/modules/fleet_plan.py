@@ -196,7 +196,7 @@ plan:
           client_url (the Ollama this node's clients use), consumers, models (C({name, aliases, keep_alive, source})),
           gpu_uuids, model_share (serve, models, listen, port, url - the read-only share of this node's model store
           that peers copy the models it seeds from).
-        - C(source) of a model entry - C({kind: registry}) (pull it) or C({kind: peer, node, url}) (copy it from the
+        - C(source) of a model entry - C({kind=registry}) (pull it) or C({kind=peer, node, url}) (copy it from the
           seed's model share, falling back to a pull).
       type: dict
     models:

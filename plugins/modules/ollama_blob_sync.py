@@ -19,7 +19,7 @@ description:
     a corrupt blob fails the task and is never put in place. Blobs go first, the manifest last, so
     Ollama never sees a half-copied model. Blobs already present are not copied again.
   - I(src) may also be the URL of a peer's read-only model share (C(http://seed:11435), served by the
-    pmoves.fleet.ollama role on the node the plan makes the model's seed): the manifest is fetched first,
+    pmoves.fleet.ollama role on the node the plan makes the model's seed) - the manifest is fetched first,
     each missing blob is streamed into a temporary file while it is hashed and put in place only when its
     size and sha256 match, and the manifest is written last. The plan sets this up per (model, node) and
     the role falls back to a registry pull when the copy fails.
