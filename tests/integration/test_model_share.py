@@ -69,7 +69,8 @@ def model_bytes(models: Path) -> int:
     return sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
 
 
-def run_role(tmp_path: Path, emus: dict, share_url: str, name: str = "run") -> tuple[int, dict, str]:
+def run_role(tmp_path: Path, emus: dict, share_url: str, name: str = "run", check: bool = False,
+             ) -> tuple[int, dict, str]:
     """The role's model tasks on the three nodes; node-a pulls from the registry, b and c copy from its share."""
     hosts = {}
     for node, emu in emus.items():
@@ -86,7 +87,8 @@ def run_role(tmp_path: Path, emus: dict, share_url: str, name: str = "run") -> t
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_LOCALHOST_WARNING="false")
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / f"{name}.json"), str(tmp_path / "pb.yml")],
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(tmp_path / f"{name}.json"), str(tmp_path / "pb.yml"),
+                           *(["--check"] if check else [])],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert "{" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
@@ -111,6 +113,12 @@ def three_nodes(tmp_path: Path) -> Iterator[dict]:
 
 def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
     with three_nodes(tmp_path) as emus, model_share(emus["node-a"].models, free_port()) as share_url:
+        # check mode first: predicts the pull on the seed, fetches and writes nothing
+        rc, results, output = run_role(tmp_path, emus, share_url, name="check", check=True)
+        assert rc == 0, output[-4000:]
+        assert results["node-a"][PULL_REGISTRY]["changed"]
+        assert all(emu.upstream_bytes() == 0 and not emu.get("/api/tags")["models"] for emu in emus.values())
+        assert not (emus["node-b"].models / "manifests").exists() or not list((emus["node-b"].models).rglob("0.5b"))
         rc, results, output = run_role(tmp_path, emus, share_url)
         assert rc == 0, output[-4000:]
         size = model_bytes(emus["node-a"].models)
@@ -137,6 +145,10 @@ def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
         assert rc == 0, output[-4000:]
         assert not any(result.get("changed") for host in again.values() for result in host.values())
         assert sum(emu.upstream_bytes() for emu in emus.values()) == 0
+        # and check mode on the converged fleet predicts no change
+        rc, check, output = run_role(tmp_path, emus, share_url, name="check-again", check=True)
+        assert rc == 0, output[-4000:]
+        assert not any(result.get("changed") for host in check.values() for result in host.values())
 
 
 def test_a_corrupt_blob_is_refused_and_a_stopped_share_falls_back_to_a_pull(tmp_path):
