@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-# Copyright: pmoves.fleet developers
+# Copyright: pmoves.fleet developers (run by systemd with pmoves_ollama_share_python; no shebang)
 # Apache-2.0
 """pmoves-model-share: serve an Ollama model store read-only over HTTP, for peers of the fleet.
 
