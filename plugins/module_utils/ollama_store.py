@@ -368,6 +368,18 @@ class HttpStore:
             raise PeerError(f"model share {url}: the download broke off: {exc}") from exc
 
 
+def complete_in(root: Path, name: str, verify: str = "size") -> bool:
+    """Whether store ``root`` holds ``name`` completely: its manifest and every blob it names."""
+    try:
+        if find_manifest(root, name) is None:
+            return False
+        _path, _data, manifest = read_manifest(root, name)
+        blobs = manifest_layers(manifest)
+        return all(blob_ok(inside_store(root, root / blob_relpath(d)), d, s, verify) for d, s in blobs)
+    except StoreError:
+        return False  # unreadable or outside the store here: copy it again (the copy checks everything)
+
+
 def plan_sync_http(share: HttpStore, dest: Path, name: str, verify: str = "size") -> SyncPlan | None:
     """What copying ``name`` from a peer's model share into ``dest`` has to do; None when the share lacks it."""
     found = share.manifest(name)
@@ -421,6 +433,7 @@ __all__ = [
     "apply_sync_http",
     "blob_ok",
     "blob_relpath",
+    "complete_in",
     "copy_blob",
     "find_manifest",
     "inside_store",

@@ -85,7 +85,8 @@ attributes:
     support: none
   idempotent:
     support: full
-    description: A model whose manifest and blobs are already in I(dest) is not copied again.
+    description: A model whose manifest and blobs are already in I(dest) is not copied again (with a share URL,
+      the share is not even asked).
 """
 
 EXAMPLES = r"""
@@ -155,6 +156,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_store import (
     StoreError,
     apply_sync,
     apply_sync_http,
+    complete_in,
     find_manifest,
     is_url,
     list_models,
@@ -197,6 +199,10 @@ def sync_from_share(module: AnsibleModule, url: str, dest: Path, uid: int, gid: 
         remove_partial_copies(dest)
     for name in module.params["names"]:
         try:
+            if complete_in(dest, name, module.params["verify"]):
+                # already complete here: a rerun asks the share nothing (and does not need the seed to be up)
+                result["present"].append(name)
+                continue
             plan = plan_sync_http(share, dest, name, module.params["verify"])
             if plan is None:
                 raise PeerError(f"model share {url} does not have {name}")

@@ -29,6 +29,8 @@ from harness import emulator_process, free_port  # noqa: E402
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 SHARE = REPO / "roles" / "ollama" / "files" / "pmoves-model-share.py"
 MODEL = "qwen2.5:0.5b"
+SECOND = "all-minilm:latest"
+BOTH = (MODEL, SECOND)
 NODES = ("node-a", "node-b", "node-c")
 pytestmark = pytest.mark.integration
 
@@ -64,13 +66,14 @@ def model_share(root: Path, port: int) -> Iterator[str]:
         process.wait(timeout=5)
 
 
-def model_bytes(models: Path) -> int:
-    manifest = json.loads((models / "manifests/registry.ollama.ai/library/qwen2.5/0.5b").read_bytes())
+def model_bytes(models: Path, name: str = MODEL) -> int:
+    model, tag = name.split(":")
+    manifest = json.loads((models / "manifests/registry.ollama.ai/library" / model / tag).read_bytes())
     return sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
 
 
 def run_role(tmp_path: Path, emus: dict, share_url: str, name: str = "run", check: bool = False,
-             ) -> tuple[int, dict, str]:
+             models: tuple[str, ...] = (MODEL,)) -> tuple[int, dict, str]:
     """The role's model tasks on the three nodes; node-a pulls from the registry, b and c copy from its share."""
     hosts = {}
     for node, emu in emus.items():
@@ -81,7 +84,8 @@ def run_role(tmp_path: Path, emus: dict, share_url: str, name: str = "run", chec
             "pmoves_ollama_models_dir": str(emu.models), "pmoves_ollama_disk_reserve_mb": 0,
             "pmoves_node_plan": {"class": "cpu", "planned": True,
                                  "ollama": {"listen": "127.0.0.1", "local_url": emu.url, "gpu_uuids": [],
-                                            "models": [{"name": MODEL, "aliases": [], "source": source}]}},
+                                            "models": [{"name": m, "aliases": [], "source": source}
+                                                       for m in models]}},
         }
     (tmp_path / f"{name}.json").write_text(json.dumps({"all": {"hosts": hosts}}))
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
@@ -114,24 +118,25 @@ def three_nodes(tmp_path: Path) -> Iterator[dict]:
 def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
     with three_nodes(tmp_path) as emus, model_share(emus["node-a"].models, free_port()) as share_url:
         # check mode first: predicts the pull on the seed, fetches and writes nothing
-        rc, results, output = run_role(tmp_path, emus, share_url, name="check", check=True)
+        rc, results, output = run_role(tmp_path, emus, share_url, name="check", check=True, models=BOTH)
         assert rc == 0, output[-4000:]
         assert results["node-a"][PULL_REGISTRY]["changed"]
         assert all(emu.upstream_bytes() == 0 and not emu.get("/api/tags")["models"] for emu in emus.values())
         assert not (emus["node-b"].models / "manifests").exists() or not list((emus["node-b"].models).rglob("0.5b"))
-        rc, results, output = run_role(tmp_path, emus, share_url)
+        rc, results, output = run_role(tmp_path, emus, share_url, models=BOTH)
         assert rc == 0, output[-4000:]
-        size = model_bytes(emus["node-a"].models)
+        sizes = {m: model_bytes(emus["node-a"].models, m) for m in BOTH}
+        size = sum(sizes.values())
         upstream = {node: emu.upstream_bytes() for node, emu in emus.items()}
-        # upstream bytes = 1 x the model's size: only the seed pulled it
+        # upstream bytes = 1 x the models' size: only the seed pulled them
         assert upstream == {"node-a": size, "node-b": 0, "node-c": 0}
         tags = {node: emu.get("/api/tags")["models"] for node, emu in emus.items()}
         for node in ("node-b", "node-c"):
             copy = results[node][COPY]["results"][0]
-            assert copy["copied"] == [MODEL] and copy["bytes_by_model"] == {MODEL: size} and not copy["errors"]
+            assert copy["copied"] == list(BOTH) and copy["bytes_by_model"] == sizes and not copy["errors"]
             assert "POST /api/pull" not in emus[node].stats(), "the copied model must count as present"
-            assert [(m["name"], m["digest"], m["size"]) for m in tags[node]] == \
-                [(m["name"], m["digest"], m["size"]) for m in tags["node-a"]]
+            assert sorted((m["name"], m["digest"], m["size"]) for m in tags[node]) == \
+                sorted((m["name"], m["digest"], m["size"]) for m in tags["node-a"])
             assert results[node][PULL_REGISTRY]["skipped"] or not results[node][PULL_REGISTRY]["results"]
             assert not results[node][PULL_AFTER]["changed"]
         assert results["node-a"][PULL_REGISTRY]["changed"]
@@ -141,12 +146,12 @@ def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
         # a rerun changes nothing and fetches nothing
         for emu in emus.values():
             emu.reset_stats()
-        rc, again, output = run_role(tmp_path, emus, share_url, name="again")
+        rc, again, output = run_role(tmp_path, emus, share_url, name="again", models=BOTH)
         assert rc == 0, output[-4000:]
         assert not any(result.get("changed") for host in again.values() for result in host.values())
         assert sum(emu.upstream_bytes() for emu in emus.values()) == 0
         # and check mode on the converged fleet predicts no change
-        rc, check, output = run_role(tmp_path, emus, share_url, name="check-again", check=True)
+        rc, check, output = run_role(tmp_path, emus, share_url, name="check-again", check=True, models=BOTH)
         assert rc == 0, output[-4000:]
         assert not any(result.get("changed") for host in check.values() for result in host.values())
 
