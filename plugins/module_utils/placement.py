@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import copy
 import hashlib
+import ipaddress
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -1254,16 +1255,25 @@ def plan_fleet(hosts: list[dict[str, Any]], models: list[Any], services: list[An
 REGISTRY_SOURCE: dict[str, Any] = {"kind": "registry"}
 
 
+def _is_public(address: str) -> bool:
+    """Whether an address is a global (internet) IP; host names and private, CGNAT and ULA addresses are not."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return ip.is_global
+
+
 def model_sources(models_out: dict[str, Any], endpoints: dict[str, dict[str, Any]], fleet: FleetInputs,
                   ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, Any]], dict[str, str]]:
     """Where each node gets each of its models: the registry, or a peer's model share (fetched once per fleet).
 
     A model placed on two or more nodes is pulled from the registry by one of them, its seed, and copied
     by the others from the seed's read-only model share over the LAN (``ollama_blob_sync`` verifies every
-    blob's sha256; a failed copy falls back to a registry pull). The seed is the first by name among the
-    holders whose Ollama already serves the network (its address is known to reach the fleet), else the
-    first by name among the holders with a non-loopback address; none (every holder on loopback, or
-    ``model_share`` off) means every holder pulls from the registry. Returns (``{model: {host: source}}``,
+    blob's sha256; a failed copy falls back to a registry pull). The seed is chosen among the holders
+    with a non-loopback address: a private address (or a host name) before a public IP, then a holder
+    whose Ollama already serves the network (its address is known to reach the fleet), then the first
+    by name. None (every holder on loopback, or ``model_share`` off) means every holder pulls. Returns (``{model: {host: source}}``,
     ``{host: model_share}`` for ``nodes[host].ollama.model_share``, ``{model: seed host}``).
     """
     port = int(fleet.model_share_port)
@@ -1276,10 +1286,12 @@ def model_sources(models_out: dict[str, Any], endpoints: dict[str, dict[str, Any
             continue
         reachable = [h for h in holders if endpoints.get(h, {}).get("address")
                      and not fleet_endpoints.is_loopback(str(endpoints[h]["address"]))]
-        serving = [h for h in reachable if endpoints[h].get("network")]
-        seed = (serving or reachable or [None])[0]
-        if seed is None:
+        if not reachable:
             continue
+        # LAN first (a public address, such as a rented cloud GPU's, would send every copy over the internet),
+        # then a holder that already serves the network, then the name
+        seed = min(reachable, key=lambda h: (_is_public(str(endpoints[h]["address"])), not endpoints[h].get("network"),
+                                             h))
         seeds[name] = seed
         url = "http://" + fleet_endpoints.host_port(str(endpoints[seed]["address"]), port)
         for host in holders:

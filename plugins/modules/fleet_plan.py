@@ -118,7 +118,8 @@ options:
   model_share:
     description:
       - C(pmoves_model_share) - a model placed on several nodes is pulled from the registry once, by its seed node
-        (the first by name whose Ollama serves the network, else the first with a non-loopback address), and the
+        (among the holders with a non-loopback address - a private address before a public IP, then one whose Ollama
+        serves the network, then by name), and the
         other nodes copy it from the seed's read-only model share over the LAN (blobs verified by sha256; a failed
         copy falls back to a registry pull). C(false) - every node pulls from the registry.
     type: bool

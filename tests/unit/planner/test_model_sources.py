@@ -22,6 +22,10 @@ def endpoint(address, network=False):
     # a holder whose Ollama already serves the network is preferred (its address is known to reach the fleet)
     (["a", "b", "c"], {"a": endpoint("10.0.0.1"), "b": endpoint("10.0.0.2", True), "c": endpoint("10.0.0.3", True)},
      "b"),
+    # a LAN address before a public one (a rented cloud GPU would serve every copy over the internet)
+    (["a", "b"], {"a": endpoint("209.170.80.132", True), "b": endpoint("192.168.1.20")}, "b"),
+    (["a", "b"], {"a": endpoint("209.170.80.132"), "b": endpoint("100.111.115.92")}, "b"),  # CGNAT (Tailscale)
+    (["a", "b"], {"a": endpoint("209.170.80.132"), "b": endpoint("209.170.80.133")}, "a"),  # all public: by name
     # loopback addresses cannot seed anyone
     (["a", "b"], {"a": endpoint("127.0.0.1"), "b": endpoint("10.0.0.2")}, "b"),
     (["a", "b"], {"a": endpoint("localhost"), "b": endpoint("gpu-b.lan")}, "b"),
