@@ -103,7 +103,7 @@ def run(workdir: Path, emus: list, models: list[str], share_url: str | None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--models", default="qwen2.5:0.5b")
     parser.add_argument("--pull-delay", type=float, default=0.0)
