@@ -191,3 +191,44 @@ def test_a_corrupt_blob_is_refused_and_a_stopped_share_falls_back_to_a_pull(tmp_
             copy = results["node-b"][COPY]["results"][0]
             assert copy["not_found"] == [MODEL] and "cannot be read" in copy["errors"][MODEL]
             assert results["node-b"][PULL_AFTER]["changed"] and fresh.upstream_bytes() == size
+
+
+def test_the_module_from_a_share_checks_fails_clearly_and_needs_names(tmp_path):
+    with emulator_process(tmp_path / "seed", node="seed") as seed, model_share(seed.models, free_port()) as url:
+        seed.post("/api/pull", {"model": MODEL, "stream": False})
+        size = model_bytes(seed.models)
+        dest = tmp_path / "dest"
+        stopped = f"http://127.0.0.1:{free_port()}"
+        playbook = tmp_path / "module.yml"
+        playbook.write_text(f"""
+- hosts: localhost
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  tasks:
+    - name: would copy
+      pmoves.fleet.ollama_blob_sync: {{names: ["{MODEL}"], src: "{url}", dest: "{dest}"}}
+      check_mode: true
+    - name: share down
+      pmoves.fleet.ollama_blob_sync: {{names: ["{MODEL}"], src: "{stopped}", dest: "{dest}", timeout: 2}}
+      ignore_errors: true
+    - name: no names
+      pmoves.fleet.ollama_blob_sync: {{src: "{url}", dest: "{dest}"}}
+      ignore_errors: true
+    - name: not on the share
+      pmoves.fleet.ollama_blob_sync: {{names: ["all-minilm"], src: "{url}", dest: "{dest}"}}
+      ignore_errors: true
+""")
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                   ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_LOCALHOST_WARNING="false")
+        proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", str(playbook)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+        results = {t["task"]["name"]: t["hosts"]["localhost"] for t in report["plays"][0]["tasks"]}
+    would = results["would copy"]
+    assert would["changed"] and would["bytes_by_model"] == {MODEL: size} and not dest.exists()
+    assert results["share down"]["failed"] and stopped in results["share down"]["msg"]
+    assert results["no names"]["failed"] and "names is required" in results["no names"]["msg"]
+    assert results["not on the share"]["failed"] and "does not have all-minilm" in results["not on the share"]["msg"]
+    for name in ("share down", "no names", "not on the share"):
+        assert "Traceback" not in json.dumps(results[name]), results[name]
