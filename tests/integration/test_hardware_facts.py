@@ -166,11 +166,12 @@ def _discover_statuses(tmp_path: Path, inventory: Path, *extra: str) -> dict[str
 
 
 GATHER = "Discover | gather pmoves_hardware"
+FINGERPRINT = "Discover | read the driver fingerprint (NVIDIA module, L4T, kernel release)"
 
 
 @pytest.fixture
 def cached_inventory(tmp_path: Path) -> tuple[Path, Path]:
-    """One local host on a copy of a sysroot (so the test can change its driver) and one on a fixture."""
+    """A local GPU host on a copy of a sysroot (so the test can change its driver), a Jetson and a CPU-only host."""
     import shutil
 
     sysroot = tmp_path / "sysroot"
@@ -181,6 +182,7 @@ def cached_inventory(tmp_path: Path) -> tuple[Path, Path]:
     inventory.write_text(json.dumps({"all": {"hosts": {
         "ws": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(sysroot)},
         "orin": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(HW / "jetson-agx-orin-r36.4.4")},
+        "vps": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(HW / "cpu-vps")},
     }, "vars": {"ansible_python_interpreter": str(PYTHON)}}}))
     return inventory, sysroot
 
@@ -188,18 +190,19 @@ def cached_inventory(tmp_path: Path) -> tuple[Path, Path]:
 def test_discover_reuses_cached_hardware_until_driver_inputs_or_refresh_change(tmp_path: Path, cached_inventory) -> None:
     inventory, sysroot = cached_inventory
     first = _discover_statuses(tmp_path, inventory)
-    assert first[GATHER] == {"ws": "ok", "orin": "ok"}
+    assert first[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}
     rerun = _discover_statuses(tmp_path, inventory)
-    assert rerun[GATHER] == {"ws": "skipped", "orin": "skipped"}  # cached, same driver, same inputs
-    assert rerun["Discover | one-line summary per host"] == {"ws": "ok", "orin": "ok"}  # from the cache
+    assert rerun[GATHER] == {"ws": "skipped", "orin": "skipped", "vps": "skipped"}  # cached, same driver and inputs
+    assert rerun[FINGERPRINT] == {"ws": "ok", "orin": "ok", "vps": "skipped"}  # no accelerator: nothing sent
+    assert rerun["Discover | one-line summary per host"] == {"ws": "ok", "orin": "ok", "vps": "ok"}  # from the cache
     # the NVIDIA driver changed on ws: only ws probes again
     (sysroot / "sys" / "module" / "nvidia" / "version").write_text("580.95.05\n")
-    assert _discover_statuses(tmp_path, inventory)[GATHER] == {"ws": "ok", "orin": "skipped"}
-    # an input of the module changed (another Ollama release picks the library): both probe again
-    assert _discover_statuses(tmp_path, inventory, "-e", "pmoves_ollama_version=0.31.2")[GATHER] == {"ws": "ok",
-                                                                                                       "orin": "ok"}
-    assert _discover_statuses(tmp_path, inventory, "-e", "pmoves_ollama_version=0.31.2")[GATHER] == {
-        "ws": "skipped", "orin": "skipped"}
+    assert _discover_statuses(tmp_path, inventory)[GATHER] == {"ws": "ok", "orin": "skipped", "vps": "skipped"}
+    # an input of the module changed (another Ollama release picks the library): every host probes again
+    newer = ("-e", "pmoves_ollama_version=0.31.2")
+    assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}
+    assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == {"ws": "skipped", "orin": "skipped",
+                                                                        "vps": "skipped"}
 
 
 @pytest.mark.parametrize("extra", [("-e", "pmoves_hardware_refresh=true"), ("-e", "pmoves_hardware_cache_max_age=0"),
@@ -207,4 +210,4 @@ def test_discover_reuses_cached_hardware_until_driver_inputs_or_refresh_change(t
 def test_discover_refreshes_on_demand(tmp_path: Path, cached_inventory, extra: tuple[str, str]) -> None:
     inventory, _sysroot = cached_inventory
     _discover_statuses(tmp_path, inventory)
-    assert _discover_statuses(tmp_path, inventory, *extra)[GATHER] == {"ws": "ok", "orin": "ok"}
+    assert _discover_statuses(tmp_path, inventory, *extra)[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}
