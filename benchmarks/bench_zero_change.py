@@ -133,8 +133,10 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="pmoves-bench-zero-"))
     try:
         trees = {"before": export_tree(args.base, scratch), "after": REPO}
-        print(f"before = {args.base} ({subprocess.run(['git', 'rev-parse', '--short', args.base], cwd=REPO, text=True, capture_output=True, check=True).stdout.strip()}), "
-              f"after = this tree; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+        commit = subprocess.run(["git", "rev-parse", "--short", args.base], cwd=REPO, text=True, capture_output=True,
+                                check=True).stdout.strip()
+        print(f"before = {args.base} ({commit}), after = this tree; {os.cpu_count()} CPUs, "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
         if args.only in (None, "discover"):
             workdirs = {label: scratch / f"discover-{label}" for label in trees}
             for path in workdirs.values():

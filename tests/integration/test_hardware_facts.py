@@ -201,8 +201,8 @@ def test_discover_reuses_cached_hardware_until_driver_inputs_or_refresh_change(t
     # an input of the module changed (another Ollama release picks the library): every host probes again
     newer = ("-e", "pmoves_ollama_version=0.31.2")
     assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}
-    assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == {"ws": "skipped", "orin": "skipped",
-                                                                        "vps": "skipped"}
+    cached = {"ws": "skipped", "orin": "skipped", "vps": "skipped"}
+    assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == cached
 
 
 @pytest.mark.parametrize("extra", [("-e", "pmoves_hardware_refresh=true"), ("-e", "pmoves_hardware_cache_max_age=0"),

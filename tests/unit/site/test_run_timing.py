@@ -67,8 +67,8 @@ def test_task_wall_runs_until_the_next_task_and_hosts_are_timed_apart():
 
 def test_summary_orders_longest_first_and_sums_roles():
     summary = run_events(SEQUENCE)[0].summary()
-    assert [t["name"] for t in summary["tasks"]] == ["Base | packages", "restart ollama", "Ollama | probe",
-                                                      "Play | note"]  # ties (5.0): by role, then name
+    # ties (5.0): by role, then name
+    assert [t["name"] for t in summary["tasks"]] == ["Base | packages", "restart ollama", "Ollama | probe", "Play | note"]
     assert summary["roles"] == [{"role": "ollama", "wall_s": 6.0, "tasks": 2},
                                 {"role": "base", "wall_s": 5.0, "tasks": 1},
                                 {"role": NO_ROLE, "wall_s": 0.5, "tasks": 1}]
@@ -116,9 +116,9 @@ def test_report_without_timing_says_so(timing):
 
 
 def test_report_timing_reorders_an_unsorted_input():
-    timing = {"total_s": 3, "tasks": [{"name": "b", "role": "r", "wall_s": 1}, {"name": "a", "role": "r", "wall_s": 2},
-                                       {"name": "c", "role": "q", "wall_s": "x"}],
-              "roles": [{"role": "q", "wall_s": 0}, {"role": "r", "wall_s": 3, "tasks": 2}]}
+    tasks = [{"name": "b", "role": "r", "wall_s": 1}, {"name": "a", "role": "r", "wall_s": 2},
+             {"name": "c", "role": "q", "wall_s": "x"}]
+    timing = {"total_s": 3, "tasks": tasks, "roles": [{"role": "q", "wall_s": 0}, {"role": "r", "wall_s": 3, "tasks": 2}]}
     report = fr.build_report(None, {}, None, [], timing=timing)
     assert [t["name"] for t in report["timing"]["slowest_tasks"]] == ["a", "b", "c"]
     assert report["timing"]["roles"][0] == {"role": "r", "wall_s": 3.0, "tasks": 2}
