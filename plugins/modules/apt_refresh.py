@@ -71,9 +71,9 @@ reason:
   sample: "no install candidate for: python3-venv"
 not_installed:
   description:
-    - Wanted packages that are not installed, or that carry a version (C(name=1.2*)): what the install task still
-      has to do. Empty when every wanted package is installed, so the install task can be skipped
-      (C(when: result.not_installed | length > 0)); every wanted package on a host without apt.
+    - Wanted packages that are not installed, or that carry a version (C(name=1.2*)), that is what the install
+      task still has to do. Empty when every wanted package is installed, so the install task can be skipped
+      with C(when) on C(result.not_installed | length > 0). Every wanted package on a host without apt.
   returned: always
   type: list
   elements: str
