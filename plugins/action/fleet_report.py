@@ -13,6 +13,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_report import (
+    TOP_TASKS,
     build_report,
     render_html,
     render_terminal,
@@ -40,7 +41,8 @@ def _write(path: str, text: str) -> None:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
-    _VALID_ARGS = frozenset(("artifacts_dir", "plan", "hosts", "run_results", "warnings", "title", "dest"))
+    _VALID_ARGS = frozenset(("artifacts_dir", "plan", "hosts", "run_results", "timing", "top_tasks", "warnings", "title",
+                             "dest"))
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
@@ -62,20 +64,24 @@ class ActionModule(ActionBase):
         if hosts is None:
             hosts = self._host_summaries(task_vars, all_hosts)
         run_results = args.get("run_results")
-        if run_results is None:
+        timing = args.get("timing")
+        if run_results is None or timing is None:
             # Written by the pmoves_run callback in the main ansible-playbook process (our parent).
             recorded = _load_json(os.path.join(tempfile.gettempdir(), f"pmoves-fleet-run-{os.getppid()}.json"))
-            run_results = recorded.get("hosts") if isinstance(recorded, dict) else None
+            recorded = recorded if isinstance(recorded, dict) else {}
+            run_results = recorded.get("hosts") if run_results is None else run_results
+            timing = recorded.get("timing") if timing is None else timing
         in_play = list(task_vars.get("ansible_play_hosts_all") or [])
         remaining = set(task_vars.get("ansible_play_hosts") or in_play)
         report = build_report(
             plan, hosts, run_results, [str(w) for w in args.get("warnings") or []],
             not_converged=sorted(set(in_play) - remaining), in_play=in_play or None,
-            title=str(args.get("title") or "pmoves fleet"), check_mode=bool(self._task.check_mode))
+            title=str(args.get("title") or "pmoves fleet"), check_mode=bool(self._task.check_mode),
+            timing=timing if isinstance(timing, dict) else None, top_tasks=int(args.get("top_tasks") or TOP_TASKS))
 
         summary = render_terminal(report)
         result.update(changed=False, path=dest, summary=summary, summary_lines=summary.splitlines(),
-                      totals=report["totals"], written=False)
+                      totals=report["totals"], timing=report["timing"], written=False)
         if self._task.check_mode:
             result["msg"] = "check mode: report not written"
             return result

@@ -64,6 +64,20 @@ def uninstallable(packages: Iterable[str], policy: dict[str, dict[str, str | Non
     return missing
 
 
+def not_installed(packages: Iterable[str], policy: dict[str, dict[str, str | None]]) -> list[str]:
+    """Wanted packages an install task still has to look at: not installed, or pinned to a version (``=``, ``<``,
+    ``>``: which version is installed is the install task's call). An empty list means the install would change
+    nothing, so the caller can skip it (one package-manager call less on every rerun).
+    """
+    pending = []
+    for package in packages:
+        name = _base_name(package)
+        entry = policy.get(name) or policy.get(name.split(":", 1)[0])
+        if name != package or entry is None or entry["installed"] is None:
+            pending.append(package)
+    return pending
+
+
 def refresh_reason(list_names: Iterable[str], packages: list[str],
                    policy: dict[str, dict[str, str | None]] | None) -> tuple[str | None, list[str]]:
     """(why the lists must be refreshed or None, the packages without a candidate).

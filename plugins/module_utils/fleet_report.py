@@ -11,6 +11,8 @@ Inputs
   run       {host: {ok, changed, failed, unreachable, skipped, changed_tasks, messages}} from the
             pmoves_run callback, or None when it was not enabled.
   warnings  free-form lines (inventory checks, discovery, health).
+  timing    {total_s, tasks_timed, tasks: [{name, role, play, handler, wall_s, runs, hosts {host: s}}],
+            roles: [{role, wall_s, tasks}]} from the pmoves_run callback (slowest first), or None.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REPORT_SCHEMA = 1
+TOP_TASKS = 10  # slowest tasks the report shows
 STATUS_OK = "converged"
 STATUS_FAILED = "failed"
 STATUS_UNREACHABLE = "unreachable"
@@ -109,7 +112,8 @@ def host_status(name: str, run: dict[str, Any] | None, not_converged: set[str], 
 
 def build_report(plan: dict[str, Any] | None, hosts: dict[str, dict[str, Any]], run: dict[str, Any] | None,
                  warnings: list[str], *, not_converged: list[str] | None = None, in_play: list[str] | None = None,
-                 title: str = "pmoves fleet", check_mode: bool = False) -> dict[str, Any]:
+                 title: str = "pmoves fleet", check_mode: bool = False, timing: dict[str, Any] | None = None,
+                 top_tasks: int = TOP_TASKS) -> dict[str, Any]:
     """The report as data (also written as report.json); render_html/render_terminal format it."""
     plan = plan or {}
     plan_nodes = plan.get("nodes") or {}
@@ -157,6 +161,7 @@ def build_report(plan: dict[str, Any] | None, hosts: dict[str, dict[str, Any]], 
         "moved": list(plan.get("moved_detail") or []),
         "warnings": list(dict.fromkeys(all_warnings)),
         "run_recorded": run is not None,
+        "timing": timing_summary(timing, top_tasks),
         "totals": {
             "hosts": len(rows),
             "converged": sum(r.status == STATUS_OK for r in rows),
@@ -169,6 +174,31 @@ def build_report(plan: dict[str, Any] | None, hosts: dict[str, dict[str, Any]], 
             "vram_total_mb": sum(r.vram_total_mb for r in rows),
             "vram_planned_mb": sum(r.vram_planned_mb for r in rows),
         },
+    }
+
+
+def timing_summary(timing: dict[str, Any] | None, top_tasks: int = TOP_TASKS) -> dict[str, Any] | None:
+    """The slowest ``top_tasks`` tasks (longest first; ties by role, name) and every role's total, or None."""
+    if not isinstance(timing, dict):
+        return None
+
+    def seconds(value: Any) -> float:
+        try:
+            return round(float(value), 3)
+        except (TypeError, ValueError):
+            return 0.0
+
+    tasks = [{"name": str(t.get("name") or ""), "role": str(t.get("role") or ""), "play": str(t.get("play") or ""),
+              "handler": bool(t.get("handler")), "wall_s": seconds(t.get("wall_s")), "runs": _int(t.get("runs")),
+              "hosts": {str(h): seconds(s) for h, s in sorted((t.get("hosts") or {}).items())}}
+             for t in timing.get("tasks") or [] if isinstance(t, dict)]
+    roles = [{"role": str(r.get("role") or ""), "wall_s": seconds(r.get("wall_s")), "tasks": _int(r.get("tasks"))}
+             for r in timing.get("roles") or [] if isinstance(r, dict)]
+    return {
+        "total_s": seconds(timing.get("total_s")),
+        "tasks_timed": _int(timing.get("tasks_timed")) or len(tasks),
+        "slowest_tasks": sorted(tasks, key=lambda t: (-t["wall_s"], t["role"], t["name"]))[:max(top_tasks, 0)],
+        "roles": sorted(roles, key=lambda r: (-r["wall_s"], r["role"])),
     }
 
 
@@ -206,6 +236,9 @@ def render_terminal(report: dict[str, Any]) -> str:
                                                 for u in report["unplaced"]))
     if report["warnings"]:
         lines.append(f"  {len(report['warnings'])} warning(s); first: {report['warnings'][0]}")
+    timing = report.get("timing")
+    if timing and timing["roles"]:
+        lines.append("  time per role: " + ", ".join(f"{r['role']} {r['wall_s']:.1f} s" for r in timing["roles"][:6]))
     return "\n".join(lines)
 
 
@@ -272,6 +305,27 @@ def _list(items: list[str], empty: str = "none") -> str:
     if not items:
         return f'<span class="muted">{_e(empty)}</span>'
     return "".join(f'<span class="pill">{_e(i)}</span>' for i in items)
+
+
+def _timing_section(timing: dict[str, Any] | None) -> list[str]:
+    out = ['<section id="timing"><h2>Where the time went</h2>']
+    if not timing:
+        out.append('<p class="muted">Task times were not recorded: enable the callback <code>pmoves.fleet.pmoves_run</code>.</p>'
+                   "</section>")
+        return out
+    out.append(f'<p class="muted">{timing["tasks_timed"]} tasks timed, {timing["total_s"]:.1f} s up to the report; '
+               "a task's wall time runs until the next task starts, handlers included.</p>")
+    out.append('<table id="slowest-tasks"><tr><th>task</th><th>role</th><th>wall</th><th>slowest hosts</th></tr>')
+    for task in timing["slowest_tasks"]:
+        hosts = sorted(task["hosts"].items(), key=lambda item: (-item[1], item[0]))[:3]
+        label = _e(task["name"]) + (' <span class="pill">handler</span>' if task["handler"] else "")
+        out.append(f"<tr><td>{label}</td><td>{_e(task['role'])}</td><td>{task['wall_s']:.2f} s</td>"
+                   f"<td>{_list([f'{h} {s:.2f} s' for h, s in hosts], '-')}</td></tr>")
+    out.append('</table><table id="role-times"><tr><th>role</th><th>tasks</th><th>wall</th></tr>')
+    for role in timing["roles"]:
+        out.append(f"<tr><td>{_e(role['role'])}</td><td>{role['tasks']}</td><td>{role['wall_s']:.1f} s</td></tr>")
+    out.append("</table></section>")
+    return out
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -362,6 +416,8 @@ def render_html(report: dict[str, Any]) -> str:
         out.append(f"<tr><td>{_e(host['name'])}</td>"
                    f"<td>{_list([f'{k} {v}' for k, v in host['versions'].items()], 'unknown')}</td></tr>")
     out.append("</table></section>")
+
+    out.extend(_timing_section(report.get("timing")))
 
     out.append('<section id="warnings"><h2>Warnings</h2>')
     out.append('<ul class="warn">' + "".join(f"<li>{_e(w)}</li>" for w in report["warnings"]) + "</ul>"

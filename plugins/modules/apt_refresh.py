@@ -51,10 +51,12 @@ EXAMPLES = r"""
 - name: Gateway | Refresh the package lists when they cannot install the gateway's packages
   pmoves.fleet.apt_refresh:
     packages: [python3-venv, redis-server]
+  register: gateway_packages
 
-- name: Gateway | Install them
+- name: Gateway | Install them (skipped on a rerun where both are installed)
   ansible.builtin.apt:
     name: [python3-venv, redis-server]
+  when: gateway_packages.not_installed | length > 0
 """
 
 RETURN = r"""
@@ -67,6 +69,15 @@ reason:
   returned: always
   type: str
   sample: "no install candidate for: python3-venv"
+not_installed:
+  description:
+    - Wanted packages that are not installed, or that carry a version (C(name=1.2*)), that is what the install
+      task still has to do. Empty when every wanted package is installed, so the install task can be skipped
+      with C(when) on C(result.not_installed | length > 0). Every wanted package on a host without apt.
+  returned: always
+  type: list
+  elements: str
+  sample: ["python3-venv"]
 """
 
 import os
@@ -75,6 +86,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pmoves.fleet.plugins.module_utils.apt_lists import (
     list_names,
+    not_installed,
     parse_policy,
     refresh_reason,
     uninstallable,
@@ -106,13 +118,14 @@ def main() -> None:
     packages = [p for p in module.params["packages"] if p]
     apt_get, apt_cache = module.get_bin_path("apt-get"), module.get_bin_path("apt-cache")
     if not apt_get or not apt_cache:
-        module.exit_json(changed=False, refreshed=False, reason=None)
+        module.exit_json(changed=False, refreshed=False, reason=None, not_installed=packages)
 
     names = list_names(module.params["lists_dir"])
     policy = _policy(module, apt_cache, packages) if packages else {}
+    pending = not_installed(packages, policy)
     reason, _missing = refresh_reason(names, packages, policy)
     if reason is None:
-        module.exit_json(changed=False, refreshed=False, reason=None)
+        module.exit_json(changed=False, refreshed=False, reason=None, not_installed=pending)
 
     rc, out, err = module.run_command([apt_get, "update", "-q"], environ_update=_C_LOCALE)
     if rc != 0:
@@ -122,7 +135,7 @@ def main() -> None:
     if still:
         module.fail_json(msg=f"no install candidate for {', '.join(still)} even after apt-get update: check the "
                              f"package names and the apt sources ({_sources()})", refreshed=True, reason=reason)
-    module.exit_json(changed=True, refreshed=True, reason=reason)
+    module.exit_json(changed=True, refreshed=True, reason=reason, not_installed=pending)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ description:
   - Writes C(report.html) (inline CSS, no scripts, no external resources; GPU bars planned vs
     usable, placements, services, versions, warnings, what changed in this run) and
     C(report.json) (the same data) next to it.
+  - The section "Where the time went" lists the slowest tasks of this run (wall time overall and on the slowest
+    hosts, handlers included) and the wall time per role, as the C(pmoves.fleet.pmoves_run) callback timed them.
   - This run's per-host results come from the C(pmoves.fleet.pmoves_run) callback when it is
     enabled; otherwise hosts dropped from the play are reported as failed and the change list says
     the results were not recorded.
@@ -43,6 +45,17 @@ options:
       - Per host C(ok), C(changed), C(failed), C(unreachable), C(skipped), C(changed_tasks), C(messages).
         Default what the C(pmoves.fleet.pmoves_run) callback recorded for this run.
     type: dict
+  timing:
+    description:
+      - Task and role wall times of this run (C(total_s), C(tasks_timed), C(tasks) with C(name), C(role), C(play),
+        C(handler), C(wall_s), C(runs), C(hosts), and C(roles) with C(role), C(wall_s), C(tasks)).
+        Default what the C(pmoves.fleet.pmoves_run) callback recorded up to this task.
+      - The report shows the O(top_tasks) slowest tasks and every role's total (section "Where the time went").
+    type: dict
+  top_tasks:
+    description: How many of the slowest tasks the report shows.
+    type: int
+    default: 10
   warnings:
     description: Extra warnings to show (inventory checks, health).
     type: list
@@ -100,6 +113,12 @@ summary_lines:
   returned: always
   type: list
   elements: str
+timing:
+  description:
+    - The slowest tasks (C(slowest_tasks), longest first) and per-role totals (C(roles)) of this run up to the report,
+      with C(total_s) and C(tasks_timed); null when the C(pmoves.fleet.pmoves_run) callback was not enabled.
+  returned: always
+  type: dict
 totals:
   description: Counts - hosts, converged, failed, unreachable, changed, changed_hosts, replicas_wanted, replicas_placed, vram_total_mb, vram_planned_mb.
   returned: always

@@ -68,12 +68,17 @@ def test_the_age_rule_fails_and_the_content_rule_refreshes(tmp_path, node):
     assert not first.get("failed"), first
     assert first["changed"] and first["refreshed"]
     assert "empty" in first["reason"]
+    assert first["not_installed"] == ["python3-venv"]  # the install task has work to do
 
     install = ansible(tmp_path, node, "ansible.builtin.apt", "name=python3-venv")
     assert not install.get("failed"), install
 
     again = ansible(tmp_path, node, "pmoves.fleet.apt_refresh", "packages=python3-venv,zstd")
     assert again["changed"] is False and again["refreshed"] is False
+
+    # everything installed: the install task can be skipped on a rerun (issue 20)
+    done = ansible(tmp_path, node, "pmoves.fleet.apt_refresh", "packages=python3-venv")
+    assert done["changed"] is False and done["not_installed"] == []
 
 
 def test_a_package_no_source_has_fails_before_anything_is_installed(tmp_path, node):

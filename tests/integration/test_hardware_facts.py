@@ -146,3 +146,68 @@ def test_discover_playbook(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "fleet: gone=cpu orin=edge ws=gpu" in proc.stdout
+
+
+def _discover_statuses(tmp_path: Path, inventory: Path, *extra: str) -> dict[str, dict[str, str]]:
+    """Run discover.yml; {task name: {host: ok|skipped|changed|failed}}."""
+    env = ansible_env(tmp_path)
+    env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+                "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer"})
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / "discover.yml"),
+                           *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result, _end = json.JSONDecoder().raw_decode(proc.stdout)
+    statuses: dict[str, dict[str, str]] = {}
+    for task in result["plays"][0]["tasks"]:
+        statuses[task["task"]["name"]] = {
+            host: "skipped" if r.get("skipped") else "failed" if r.get("failed") else "ok"
+            for host, r in task["hosts"].items()}
+    return statuses
+
+
+GATHER = "Discover | gather pmoves_hardware"
+FINGERPRINT = "Discover | read the driver fingerprint (NVIDIA module, L4T, kernel release)"
+
+
+@pytest.fixture
+def cached_inventory(tmp_path: Path) -> tuple[Path, Path]:
+    """A local GPU host on a copy of a sysroot (so the test can change its driver), a Jetson and a CPU-only host."""
+    import shutil
+
+    sysroot = tmp_path / "sysroot"
+    shutil.copytree(HW / "rtx5090-3090ti-workstation", sysroot, symlinks=True)
+    (sysroot / "sys" / "module" / "nvidia").mkdir(parents=True, exist_ok=True)
+    (sysroot / "sys" / "module" / "nvidia" / "version").write_text("580.76.05\n")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {
+        "ws": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(sysroot)},
+        "orin": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(HW / "jetson-agx-orin-r36.4.4")},
+        "vps": {"ansible_connection": "local", "pmoves_hardware_sysroot": str(HW / "cpu-vps")},
+    }, "vars": {"ansible_python_interpreter": str(PYTHON)}}}))
+    return inventory, sysroot
+
+
+def test_discover_reuses_cached_hardware_until_driver_inputs_or_refresh_change(tmp_path: Path, cached_inventory) -> None:
+    inventory, sysroot = cached_inventory
+    first = _discover_statuses(tmp_path, inventory)
+    assert first[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}
+    rerun = _discover_statuses(tmp_path, inventory)
+    assert rerun[GATHER] == {"ws": "skipped", "orin": "skipped", "vps": "skipped"}  # cached, same driver and inputs
+    assert rerun[FINGERPRINT] == {"ws": "ok", "orin": "ok", "vps": "skipped"}  # no accelerator: nothing sent
+    assert rerun["Discover | one-line summary per host"] == {"ws": "ok", "orin": "ok", "vps": "ok"}  # from the cache
+    # the NVIDIA driver changed on ws: only ws probes again
+    (sysroot / "sys" / "module" / "nvidia" / "version").write_text("580.95.05\n")
+    assert _discover_statuses(tmp_path, inventory)[GATHER] == {"ws": "ok", "orin": "skipped", "vps": "skipped"}
+    # an input of the module changed (another Ollama release picks the library): every host probes again
+    newer = ("-e", "pmoves_ollama_version=0.31.2")
+    assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}
+    cached = {"ws": "skipped", "orin": "skipped", "vps": "skipped"}
+    assert _discover_statuses(tmp_path, inventory, *newer)[GATHER] == cached
+
+
+@pytest.mark.parametrize("extra", [("-e", "pmoves_hardware_refresh=true"), ("-e", "pmoves_hardware_cache_max_age=0"),
+                                   ("--tags", "facts_refresh")])
+def test_discover_refreshes_on_demand(tmp_path: Path, cached_inventory, extra: tuple[str, str]) -> None:
+    inventory, _sysroot = cached_inventory
+    _discover_statuses(tmp_path, inventory)
+    assert _discover_statuses(tmp_path, inventory, *extra)[GATHER] == {"ws": "ok", "orin": "ok", "vps": "ok"}

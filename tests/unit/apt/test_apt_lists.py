@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.pmoves.fleet.plugins.module_utils.apt_lists import (
     lists_present,
+    not_installed,
     parse_policy,
     refresh_reason,
     uninstallable,
@@ -104,3 +105,16 @@ def test_lists_with_a_missing_candidate_are_refreshed():
 
 def test_lists_that_can_install_everything_are_left_alone():
     assert refresh_reason(LISTS_REFRESHED, ["python3-venv", "podman"], parse_policy(POLICY_REFRESHED)) == (None, [])
+
+
+@pytest.mark.parametrize(("packages", "policy_text", "pending"), [
+    (["python3-venv"], POLICY_REFRESHED, []),  # installed: the install task can be skipped
+    (["python3-venv", "podman"], POLICY_REFRESHED, ["podman"]),
+    (["no-such-package-xyz"], POLICY_REFRESHED, ["no-such-package-xyz"]),  # unknown: let the install task say so
+    (["python3-venv=3.11.2-1+b1"], POLICY_REFRESHED, ["python3-venv=3.11.2-1+b1"]),  # a version is apt's call
+    (["python3-venv:amd64"], POLICY_REFRESHED, []),
+    (["python3-venv"], POLICY_EMPTY_LISTS, ["python3-venv"]),
+    ([], POLICY_REFRESHED, []),
+])
+def test_not_installed_is_what_the_install_task_still_has_to_do(packages, policy_text, pending):
+    assert not_installed(packages, parse_policy(policy_text)) == pending

@@ -56,10 +56,19 @@ RUN = {
                         "messages": ["failed: Gateway | Start litellm: exit 1"]},
 }
 
+TIMING = {"total_s": 42.5, "tasks_timed": 3,
+          "tasks": [{"name": "Ollama | Pull <models>", "role": "ollama", "play": "Ollama", "handler": False, "wall_s": 30.25,
+                     "runs": 1, "hosts": {"lab-5090": 30.0, "lab-jetson-1": 12.5}},
+                    {"name": "restart ollama", "role": "ollama", "play": "Ollama", "handler": True, "wall_s": 8.0,
+                     "runs": 1, "hosts": {"lab-5090": 8.0}},
+                    {"name": "Gathering Facts", "role": "(play tasks)", "play": "Base", "handler": False, "wall_s": 4.25,
+                     "runs": 1, "hosts": {"lab-5090": 4.0, "lab-jetson-1": 4.25}}],
+          "roles": [{"role": "ollama", "wall_s": 38.25, "tasks": 2}, {"role": "(play tasks)", "wall_s": 4.25, "tasks": 1}]}
+
 
 def make(**kwargs):
     args = {"plan": PLAN, "hosts": HOSTS, "run": RUN, "warnings": ["inventory: pmoves_models[3] repeats"],
-            "title": "pmoves fleet lab"}
+            "title": "pmoves fleet lab", "timing": TIMING}
     args.update(kwargs)
     return fr.build_report(**args)
 
@@ -117,7 +126,7 @@ def test_html_is_self_contained_and_escaped():
 
 def test_html_has_every_section_with_the_facts():
     page = fr.render_html(make())
-    for section in ("summary", "changes", "nodes", "gpus", "placements", "services", "versions", "warnings"):
+    for section in ("summary", "changes", "nodes", "gpus", "placements", "services", "versions", "timing", "warnings"):
         assert f'id="{section}"' in page
     text = "".join(parse(page).text)
     assert "lab-5090: 2 change(s) — Ollama | Pull llama3.2:1b" in text  # deduplicated task names
@@ -128,6 +137,7 @@ def test_html_has_every_section_with_the_facts():
     assert "lab-jetson-1: health check planned models failed: missing llama3.2:1b" in text
     assert "inventory: pmoves_models[3] repeats" in text
     assert "ollama.service: running" in text and "tts (GPU 0)" in text
+    assert "Ollama | Pull <models>" in text and "lab-5090 30.00 s" in text and "38.2 s" in text
 
 
 def test_gpu_bar_widths_are_planned_over_usable():
