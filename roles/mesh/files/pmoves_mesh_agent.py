@@ -240,8 +240,8 @@ def relay_verdict(subject: str, data: bytes, subjects: Any, nodes: dict[str, str
     token's node; one without ``node_id`` is relayed only on work.available (a producer's offer:
     seed 000 gives it no sender field, and the server already let only the token's user publish it).
     """
-    base, _, token = subject.rpartition(".")
-    if base not in subjects or not token:
+    base, dot, token = subject.rpartition(".")
+    if not dot or base not in subjects or not token:
         return "malformed", f"not a relayed subject: {subject}"
     try:
         payload = json.loads(data)
