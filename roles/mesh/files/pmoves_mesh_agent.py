@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pmoves.fleet mesh agent: announces this node on the NATS mesh and takes work it can do.
 
-Run by systemd (pmoves-mesh-agent.service) with ``--config /etc/pmoves/mesh-agent.json``:
+Run by systemd (pmoves-mesh-agent.service) with ``--credential mesh-agent.json --config -`` (see Config below):
 
 * at start: ``mesh.node.announce.v1.<token>`` ``{node_id, capabilities, services, load, models, ts}``;
   repeated every ``interval`` seconds as the heartbeat;
