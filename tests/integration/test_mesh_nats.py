@@ -325,3 +325,27 @@ def test_the_relay_drops_a_forged_announce_and_a_node_cannot_publish_on_the_exac
         assert stats["relayed"] == {ANNOUNCE: 1}
 
     asyncio.run(scenario())
+
+
+def test_work_offers_claims_and_results_reach_the_exact_seed_subjects(nats_server, relay, tmp_path):
+    async def scenario():
+        nc, queue = await watch(nats_server, [ANNOUNCE, WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED])
+        agent = start_agent(nats_server, "node-a", {"models": ["llama3.2:1b"]}, tmp_path)
+        try:
+            await next_on(queue, ANNOUNCE, timeout=15, node="node-a")
+            work = {"work_id": "w-exact", "kind": "echo", "requires": {"models": ["llama3.2:1b"]}, "input": {"x": 1}}
+            await nc.publish(f"{WORK_AVAILABLE}.watcher", json.dumps(work).encode())
+            seen: dict[str, dict] = {}
+            deadline = time.monotonic() + 15
+            while set(seen) != {WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED}:
+                msg = await asyncio.wait_for(queue.get(), timeout=max(0.01, deadline - time.monotonic()))
+                if msg.subject != ANNOUNCE:
+                    seen[msg.subject] = json.loads(msg.data)
+            assert seen[WORK_AVAILABLE] == work  # the producer's offer, unchanged
+            assert (seen[WORK_CLAIMED]["work_id"], seen[WORK_CLAIMED]["node_id"]) == ("w-exact", "node-a")
+            assert (seen[WORK_COMPLETED]["node_id"], seen[WORK_COMPLETED]["result"]) == ("node-a", {"echo": {"x": 1}})
+        finally:
+            stop(agent)
+            await nc.close()
+
+    asyncio.run(scenario())
