@@ -4,7 +4,7 @@
 
 Config builders compute and change nothing on a host, so they run here on the controller (they were
 modules run on the targets before): ``litellm_config`` (gateway), ``nats_server_config`` and
-``mesh_agent_config`` (mesh), ``wireguard_config`` (WireGuard). The logic stays in module_utils;
+``mesh_agent_config``, ``mesh_relay_config``, ``mesh_relay_password`` (mesh), ``wireguard_config`` (WireGuard). The logic stays in module_utils;
 tasks that pass secrets through them run under ``no_log``.
 """
 
@@ -25,11 +25,15 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import
     served_names,
 )
 from ansible_collections.pmoves.fleet.plugins.module_utils.nats_config import (
+    RELAY_USER,
     ClientUser,
     MeshConfigError,
+    RelayUser,
     ServerOptions,
     agent_config,
     build_server_config,
+    relay_config,
+    relay_password,
     render_server_config,
 )
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_library import normalize_model_name
@@ -101,14 +105,20 @@ def litellm_config(models: dict[str, Any], node_urls: dict[str, str],
 def nats_server_config(node_passwords: dict[str, str], clients: list[dict[str, Any]] | None = None,
                        host: str = "127.0.0.1", port: int = 4222, http_port: int | None = 8222,
                        http_host: str = "127.0.0.1", server_name: str = "pmoves-mesh",
-                       hash_passwords: bool = True) -> str:
-    """nats-server config text (JSON syntax) with one permission-scoped user per node (bcrypt hashes)."""
+                       hash_passwords: bool = True, relay_password: str | None = None,
+                       relay_user: str = RELAY_USER) -> str:
+    """nats-server config text (JSON syntax) with one permission-scoped user per node (bcrypt hashes).
+
+    ``relay_password`` adds the hub relay's user, the only one that may publish on the exact seed subjects.
+    """
     try:
         users = [ClientUser(name=str(c["name"]), password=str(c["password"]), publish=list(c.get("publish") or []),
                             subscribe=list(c.get("subscribe") or ["mesh.>", "_INBOX.>"])) for c in clients or []]
         options = ServerOptions(host=str(host), port=int(port), http_host=str(http_host),
                                 http_port=int(http_port) if http_port else None, server_name=str(server_name))
-        config = build_server_config(dict(node_passwords or {}), users, options, hash_passwords=bool(hash_passwords))
+        relay = RelayUser(password=str(relay_password), name=str(relay_user)) if relay_password else None
+        config = build_server_config(dict(node_passwords or {}), users, options, hash_passwords=bool(hash_passwords),
+                                     relay=relay)
     except (MeshConfigError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"cannot build the NATS server config: {exc}") from exc
     return render_server_config(config)
@@ -124,6 +134,24 @@ def mesh_agent_config(node_id: str, servers: list[str], password: str, hardware:
                             claim_window=float(claim_window))
     except (MeshConfigError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"cannot build the mesh agent config of {node_id}: {exc}") from exc
+
+
+def mesh_relay_password(hub_password: str, explicit: str | None = None) -> str:
+    """The hub relay's NATS password: ``explicit`` when set, else derived from the hub node's password."""
+    try:
+        return relay_password(str(hub_password or ""), str(explicit) if explicit else None)
+    except MeshConfigError as exc:
+        raise AnsibleFilterError(f"cannot set the mesh relay's password: {exc}") from exc
+
+
+def mesh_relay_config(node_ids: list[str], servers: list[str], password: str, user: str = RELAY_USER,
+                      stats_interval: int = 15) -> dict[str, Any]:
+    """The hub relay's JSON config (holds the relay's NATS password): subject token -> node id of every member."""
+    try:
+        return relay_config([str(n) for n in node_ids], [str(s) for s in servers], str(password), user=str(user),
+                            stats_interval=int(stats_interval))
+    except (MeshConfigError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"cannot build the mesh relay config: {exc}") from exc
 
 
 def wireguard_config(nodes: dict[str, dict[str, Any]], node: str, network: str, topology: str = "mesh",
@@ -165,6 +193,8 @@ class FilterModule:
             "litellm_config": litellm_config,
             "nats_server_config": nats_server_config,
             "mesh_agent_config": mesh_agent_config,
+            "mesh_relay_config": mesh_relay_config,
+            "mesh_relay_password": mesh_relay_password,
             "wireguard_config": wireguard_config,
             "wireguard_public_keys": wireguard_public_keys,
             "host_firewall": host_firewall,

@@ -11,6 +11,15 @@ The seed subject names stay the prefix, so a listener on ``mesh.node.announce.v1
 announce. The NATS server enforces the scoping with per-user publish permissions; a node that
 publishes on another node's subject gets ``Permissions Violation`` and nobody receives it.
 
+Seed 000's listeners subscribe to the exact subject (``mesh.node.announce.v1``). nats-server
+cannot map ``mesh.node.announce.v1.*`` onto it (a mapping destination must use every wildcard:
+2.9.10 refuses the config), so a **relay** on the hub does it: its own user, the only one that may
+publish on the exact seed subjects, subscribes to ``<seed subject>.*``, keeps a message only when
+the payload's ``node_id`` is the node whose token the subject carries (``relay_verdict`` in the
+agent script), and republishes the payload unchanged on ``<seed subject>``. No client may publish on
+an exact seed subject (``build_server_config`` refuses such a client), so what arrives there was
+checked by the relay.
+
 Pure functions, no I/O. Passwords are hashed with bcrypt (nats-server accepts ``$2a$/$2b$``
 hashes) using a salt derived from the user and password, so the same vault password gives the
 same file and reruns change nothing.
@@ -35,6 +44,8 @@ GPU_STATUS = "mesh.gpu.status.v1"
 SEED_SUBJECTS = (ANNOUNCE, OFFLINE, WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED, GPU_STATUS)
 NODE_PUBLISHES = SEED_SUBJECTS  # a node may offer work, claim, complete, announce, report: all on its own token
 INBOX = "_INBOX.>"  # request/reply answers
+RELAY_SUBJECTS = SEED_SUBJECTS  # republished on the exact seed subject by the hub's relay
+RELAY_USER = "pmoves-mesh-relay"
 BCRYPT_COST = 11  # nats-server's own default for `nats server passwd`
 _TOKEN_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -62,6 +73,17 @@ def node_subjects(node_id: str) -> dict[str, str]:
     return {subject: f"{subject}.{token}" for subject in NODE_PUBLISHES}
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard match: ``*`` is one token, a final ``>`` one or more tokens."""
+    want, have = pattern.split("."), subject.split(".")
+    for index, token in enumerate(want):
+        if token == ">":
+            return index == len(want) - 1 and len(have) > index
+        if index >= len(have) or (token != "*" and token != have[index]):
+            return False
+    return len(want) == len(have)
+
+
 def node_permissions(node_id: str) -> dict[str, Any]:
     return {
         "publish": {"allow": [*node_subjects(node_id).values(), INBOX]},
@@ -77,6 +99,32 @@ class ClientUser:
     password: str
     publish: Sequence[str] = ()
     subscribe: Sequence[str] = ("mesh.>", INBOX)
+
+
+@dataclass(frozen=True)
+class RelayUser:
+    """The hub's relay: the only user that may publish on the exact seed subjects."""
+
+    password: str
+    name: str = RELAY_USER
+    subjects: Sequence[str] = RELAY_SUBJECTS
+
+    def permissions(self) -> dict[str, Any]:
+        return {"publish": {"allow": list(self.subjects)},
+                "subscribe": {"allow": [f"{subject}.*" for subject in self.subjects]}}
+
+
+def relay_password(hub_password: str, explicit: str | None = None) -> str:
+    """The relay's NATS password: ``explicit`` when given, else derived from the hub node's password.
+
+    The relay runs on the hub, next to the hub's own credentials, so deriving it adds no secret to
+    keep and nothing a reader of the relay's password learns about the hub's (SHA-256, own prefix).
+    """
+    if explicit:
+        _check_password(RELAY_USER, explicit)
+        return explicit
+    _check_password("the hub (the relay's password is derived from it)", hub_password)
+    return hashlib.sha256(f"pmoves.fleet mesh relay\0{hub_password}".encode()).hexdigest()
 
 
 @dataclass
@@ -128,8 +176,12 @@ def _check_password(name: str, password: str) -> None:
 
 
 def build_server_config(node_passwords: Mapping[str, str], clients: Sequence[ClientUser] = (),
-                        options: ServerOptions | None = None, hash_passwords: bool = True) -> dict[str, Any]:
-    """nats-server config (JSON is valid nats-server syntax): one user per node + client users."""
+                        options: ServerOptions | None = None, hash_passwords: bool = True,
+                        relay: RelayUser | None = None) -> dict[str, Any]:
+    """nats-server config (JSON is valid nats-server syntax): one user per node + client users (+ the relay).
+
+    Only the relay may publish on an exact seed subject: a client whose publish patterns match one is refused.
+    """
     options = options or ServerOptions()
     users: list[dict[str, Any]] = []
     tokens: dict[str, str] = {}
@@ -145,11 +197,25 @@ def build_server_config(node_passwords: Mapping[str, str], clients: Sequence[Cli
     for client in sorted(clients, key=lambda c: c.name):
         if client.name in node_passwords:
             raise MeshConfigError(f"client user {client.name} has the name of a node")
+        if relay is not None and client.name == relay.name:
+            raise MeshConfigError(f"client user {client.name} has the name of the mesh relay")
+        exact = sorted({s for s in RELAY_SUBJECTS for p in client.publish if subject_matches(p, s)})
+        if exact:
+            raise MeshConfigError(f"client user {client.name} may publish on {', '.join(exact)}: only the hub's "
+                                  "relay publishes on the exact seed subjects (it checks node_id); publish on "
+                                  "<subject>.<client name> instead")
         _check_password(client.name, client.password)
         users.append({"user": client.name,
                       "password": bcrypt_hash(client.name, client.password) if hash_passwords else client.password,
                       "permissions": {"publish": {"allow": list(client.publish) or [INBOX]},
                                       "subscribe": {"allow": list(client.subscribe)}}})
+    if relay is not None:
+        if relay.name in node_passwords:
+            raise MeshConfigError(f"the mesh relay's user {relay.name} has the name of a node")
+        _check_password(relay.name, relay.password)
+        users.append({"user": relay.name,
+                      "password": bcrypt_hash(relay.name, relay.password) if hash_passwords else relay.password,
+                      "permissions": relay.permissions()})
     if not users:
         raise MeshConfigError("no NATS users: the mesh needs at least one node")
     config: dict[str, Any] = {
@@ -235,3 +301,23 @@ def agent_config(node_id: str, servers: Sequence[str], password: str, hardware: 
         "claim_window": float(claim_window),
         "ollama_url": ollama_url,
     }
+
+
+def relay_config(node_ids: Sequence[str], servers: Sequence[str], password: str, *, user: str = RELAY_USER,
+                 subjects: Sequence[str] = RELAY_SUBJECTS, stats_interval: int = 15) -> dict[str, Any]:
+    """The relay's JSON config (``pmoves_mesh_agent.py --relay`` reads it): who may speak on which token.
+
+    ``nodes`` maps each subject token to its node id, so the relay checks ``node_id`` against the token
+    without a second copy of ``subject_token`` on the hub.
+    """
+    _check_password(user, password)
+    if stats_interval < 1:
+        raise MeshConfigError("the relay's stats interval must be at least 1 second")
+    nodes: dict[str, str] = {}
+    for node_id in sorted(node_ids):
+        token = subject_token(node_id)
+        if token in nodes:
+            raise MeshConfigError(f"nodes {nodes[token]} and {node_id} map to the same subject token {token}")
+        nodes[token] = node_id
+    return {"user": user, "password": password, "servers": list(servers), "subjects": list(subjects),
+            "nodes": nodes, "stats_interval": int(stats_interval)}

@@ -4,7 +4,8 @@
 LAB_INVENTORY=inventories/pmoves` from scratch (first converge), then against the running lab: every
 placed model answers through the gateway under its plan name and its alias, embeddings too, 401
 without a key, every service the plan gives a node runs there (the stand-in of its seed image,
-healthy on its port), the NATS hub and Prometheus on the seed's VPS, the second `make lab`
+healthy on its port), the NATS hub and Prometheus on the seed's VPS, a listener on seed 000's
+exact subjects hearing every node, the second `make lab`
 changed=0 on every host, and `make lab-down` removing it all. `make lab-all` runs it per fleet.
 """
 
@@ -145,6 +146,52 @@ def test_nats_hub_and_monitoring_sit_where_the_inventory_puts_them(lab):
     state = sh("podman", "exec", lab.data["nodes"][hub]["container"], "systemctl", "is-active", "nats-server",
                check=False).stdout.strip()
     assert state == "active", (hub, state)
+
+
+# Runs inside the NATS hub with the agent's venv and the hub node's own NATS user (it may subscribe to mesh.>).
+EXACT_SUBJECT_LISTENER = r"""
+import asyncio, json, sys
+import nats
+
+async def main(seconds):
+    with open("/etc/pmoves/mesh-agent.json", encoding="utf-8") as handle:
+        config = json.load(handle)
+    conn = await nats.connect(servers=config["servers"], user=config["user"], password=config["password"],
+                              connect_timeout=10, max_reconnect_attempts=0)
+    heard = {}
+
+    async def on_msg(msg):
+        heard.setdefault(msg.subject, set()).add(json.loads(msg.data)["node_id"])
+
+    for subject in sys.argv[2:]:
+        await conn.subscribe(subject, cb=on_msg)
+    await asyncio.sleep(seconds)
+    await conn.close()
+    print(json.dumps({subject: sorted(nodes) for subject, nodes in heard.items()}))
+
+asyncio.run(main(float(sys.argv[1])))
+"""
+
+
+def test_a_listener_on_the_seeds_exact_subjects_hears_every_node(lab):
+    """Seed 000: `mesh.node.announce.v1` and `mesh.gpu.status.v1` with no suffix carry every node (the hub's relay).
+
+    The agents and the relay run sandboxed (DynamicUser) in privileged containers, where systemd's credentials never
+    reach the service: this also shows the config arriving on stdin instead."""
+    if not lab.data["roles"]["nats_hub"]:
+        pytest.skip("this fleet runs no NATS mesh")
+    hub = lab.data["roles"]["nats_hub"][0]
+    container = lab.data["nodes"][hub]["container"]
+    subjects = ["mesh.node.announce.v1", "mesh.gpu.status.v1"]
+    relay = sh("podman", "exec", container, "systemctl", "is-active", "pmoves-mesh-relay", check=False).stdout.strip()
+    assert relay == "active", (hub, relay)
+    # two agent intervals (15 s): every node announces and reports at least once
+    out = sh("podman", "exec", container, "/opt/pmoves/mesh-agent/bin/python", "-c", EXACT_SUBJECT_LISTENER, "35",
+             *subjects, check=False, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    heard = json.loads(out.stdout)
+    for subject in subjects:
+        assert set(heard.get(subject, [])) == set(lab.data["nodes"]), (subject, heard)
 
 
 def test_make_lab_again_changes_nothing(lab):

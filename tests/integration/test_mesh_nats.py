@@ -4,7 +4,9 @@ The server runs the config plugins/module_utils/nats_config.py generates (bcrypt
 per-node publish permissions) on a loopback port; the agent is roles/mesh/files/
 pmoves_mesh_agent.py started as systemd would start it. What users rely on: a node's announce
 arrives with seed 000's payload; it goes offline cleanly on SIGTERM; a node cannot publish on
-another node's subject; work is claimed by exactly one node that can do it.
+another node's subject; work is claimed by exactly one node that can do it; with the hub's relay
+(the same script with --relay), a subscriber on seed 000's exact subjects hears every node, a node
+cannot publish there itself, and a node announcing another node's id on its own subject is dropped.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ import nats
 import pytest
 from ansible_collections.pmoves.fleet.plugins.module_utils.nats_config import (
     ANNOUNCE,
+    GPU_STATUS,
     OFFLINE,
     WORK_AVAILABLE,
     WORK_CLAIMED,
     WORK_COMPLETED,
     ClientUser,
+    RelayUser,
     ServerOptions,
     agent_config,
     build_server_config,
+    relay_config,
     render_server_config,
 )
 
@@ -41,6 +46,7 @@ pytestmark = [pytest.mark.integration,
 REPO = Path(__file__).resolve().parents[2]
 AGENT = REPO / "roles" / "mesh" / "files" / "pmoves_mesh_agent.py"
 PASSWORDS = {"node-a": "node-a-password-" + "x" * 12, "node-b": "node-b-password-" + "y" * 12}
+RELAY = RelayUser("relay-password-" + "r" * 12)
 WATCHER = ClientUser("watcher", "watcher-password-" + "z" * 12, publish=[f"{WORK_AVAILABLE}.watcher"])
 HARDWARE = {"node_class": "gpu", "arch": "x86_64", "memory_mb": 32768,
             "gpus": [{"index": 0, "vendor": "nvidia", "name": "NVIDIA GeForce RTX 3090 Ti", "memory_total_mb": 24564}],
@@ -57,7 +63,8 @@ def free_port() -> int:
 def nats_server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("nats")
     port = free_port()
-    config = build_server_config(PASSWORDS, [WATCHER], ServerOptions(host="127.0.0.1", port=port, http_port=None))
+    config = build_server_config(PASSWORDS, [WATCHER], ServerOptions(host="127.0.0.1", port=port, http_port=None),
+                                 relay=RELAY)
     conf = workdir / "nats-server.conf"
     conf.write_text(render_server_config(config))
     check = subprocess.run(["nats-server", "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
@@ -80,14 +87,42 @@ def nats_server(tmp_path_factory):
     log.close()
 
 
-def start_agent(server, node_id: str, plan_node: dict, tmp_path: Path) -> subprocess.Popen:
+def start_agent(server, node_id: str, plan_node: dict, tmp_path: Path, *, via_stdin: bool = False) -> subprocess.Popen:
+    """The agent as its unit starts it; ``via_stdin``: as in a privileged podman container, where systemd's
+    credentials directory reaches the service empty and the config arrives on stdin (StandardInput=file:)."""
     config = agent_config(node_id, [server["url"]], PASSWORDS[node_id], HARDWARE, plan_node, interval=1,
                           claim_window=0.3)
     path = tmp_path / f"{node_id}.json"
     path.write_text(json.dumps(config))
     path.chmod(0o600)
-    return subprocess.Popen([sys.executable, str(AGENT), "--config", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    if not via_stdin:
+        return subprocess.Popen([sys.executable, str(AGENT), "--config", str(path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    empty_credentials = tmp_path / f"{node_id}-credentials"
+    empty_credentials.mkdir(mode=0o700)
+    with path.open("rb") as stdin:
+        return subprocess.Popen([sys.executable, str(AGENT), "--credential", "mesh-agent.json", "--config", "-"],
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "CREDENTIALS_DIRECTORY": str(empty_credentials)})
+
+
+@pytest.fixture
+def relay(nats_server, tmp_path):
+    """The hub's relay (pmoves_mesh_agent.py --relay) with the config the role writes; ready once it wrote stats."""
+    path = tmp_path / "mesh-relay.json"
+    path.write_text(json.dumps(relay_config(sorted(PASSWORDS), [nats_server["url"]], RELAY.password, stats_interval=1)))
+    path.chmod(0o600)
+    stats = tmp_path / "relay-stats.json"
+    proc = subprocess.Popen([sys.executable, str(AGENT), "--relay", "--config", str(path), "--stats-file", str(stats)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 15
+    while not stats.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not stats.exists():
+        stop(proc)
+        pytest.fail(f"relay did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
+    yield {"proc": proc, "stats": stats}
+    stop(proc)
 
 
 def stop(proc: subprocess.Popen) -> int:
@@ -207,6 +242,110 @@ def test_work_is_claimed_and_completed_by_one_capable_node(nats_server, tmp_path
         finally:
             for agent in agents:
                 stop(agent)
+            await nc.close()
+
+    asyncio.run(scenario())
+
+
+def relay_stats(relay, ready, timeout: float = 5) -> dict:
+    """The relay's counters once ``ready(stats)`` (it writes them every stats_interval, 1 s here)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = json.loads(relay["stats"].read_text())
+        if ready(stats) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.1)
+
+
+async def connect_node(server, node_id: str, errors: list):
+    async def on_error(err):
+        errors.append(err)
+
+    return await nats.connect(server["url"], user=node_id, password=PASSWORDS[node_id], error_cb=on_error,
+                              allow_reconnect=False)
+
+
+def test_a_subscriber_on_the_exact_seed_subjects_hears_every_node(nats_server, relay, tmp_path):
+    async def scenario():
+        # seed 000's listener: the exact subjects, no wildcard
+        nc, queue = await watch(nats_server, [ANNOUNCE, GPU_STATUS, OFFLINE])
+        agents = {"node-a": start_agent(nats_server, "node-a", {"models": ["llama3.2:1b"]}, tmp_path),
+                  "node-b": start_agent(nats_server, "node-b", {"models": []}, tmp_path, via_stdin=True)}
+        try:
+            heard: dict[str, set[str]] = {ANNOUNCE: set(), GPU_STATUS: set()}
+            deadline = time.monotonic() + 20
+            while any(nodes != set(agents) for nodes in heard.values()):
+                msg = await asyncio.wait_for(queue.get(), timeout=max(0.01, deadline - time.monotonic()))
+                payload = json.loads(msg.data)
+                assert msg.subject in heard, msg.subject  # exact subjects only, nothing else
+                heard[msg.subject].add(payload["node_id"])
+                if msg.subject == ANNOUNCE:
+                    assert {"node_id", "capabilities", "services", "load"} <= set(payload)  # seed 000's payload
+                    assert msg.headers["Pmoves-Relayed-From"] == f"{ANNOUNCE}.{payload['node_id']}"
+            assert stop(agents["node-b"]) == 0
+            _, offline = await next_on(queue, OFFLINE, timeout=10, node="node-b")
+            assert offline["reason"] == "shutdown"
+        finally:
+            for proc in agents.values():
+                stop(proc)
+            await nc.close()
+        stats = relay_stats(relay, lambda st: st["relayed"].get(ANNOUNCE, 0) >= 2)
+        assert stats["relayed"][ANNOUNCE] >= 2 and stats["forged"] == {}
+
+    asyncio.run(scenario())
+
+
+def test_the_relay_drops_a_forged_announce_and_a_node_cannot_publish_on_the_exact_subject(nats_server, relay):
+    async def scenario():
+        watcher, queue = await watch(nats_server, [ANNOUNCE])
+        errors: list[Exception] = []
+        node_a = await connect_node(nats_server, "node-a", errors)
+        try:
+            # node-a on its own subject (the server lets it) claiming to be node-b: the relay drops it
+            await node_a.publish(f"{ANNOUNCE}.node-a", json.dumps({"node_id": "node-b", "load": 0.0}).encode())
+            # node-a straight on the exact subject: the server refuses it (only the relay may publish there)
+            await node_a.publish(ANNOUNCE, json.dumps({"node_id": "node-a", "direct": True}).encode())
+            await node_a.publish(f"{ANNOUNCE}.node-a", json.dumps({"node_id": "node-a", "load": 0.5}).encode())
+            await node_a.flush()
+            msg = await asyncio.wait_for(queue.get(), timeout=10)
+            # the first (and only) message on the exact subject is node-a's honest one, via the relay
+            assert json.loads(msg.data) == {"node_id": "node-a", "load": 0.5}
+            assert msg.headers["Pmoves-Relayed-From"] == f"{ANNOUNCE}.node-a"
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(queue.get(), timeout=1.0)
+            deadline = time.monotonic() + 5
+            while not errors and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert any("permissions violation" in str(e).lower() and f'"{ANNOUNCE}"' in str(e) for e in errors), errors
+        finally:
+            await node_a.close()
+            await watcher.close()
+        stats = relay_stats(relay, lambda st: st["relayed"].get(ANNOUNCE))
+        assert stats["forged"] == {ANNOUNCE: 1}
+        assert stats["relayed"] == {ANNOUNCE: 1}
+
+    asyncio.run(scenario())
+
+
+def test_work_offers_claims_and_results_reach_the_exact_seed_subjects(nats_server, relay, tmp_path):
+    async def scenario():
+        nc, queue = await watch(nats_server, [ANNOUNCE, WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED])
+        agent = start_agent(nats_server, "node-a", {"models": ["llama3.2:1b"]}, tmp_path)
+        try:
+            await next_on(queue, ANNOUNCE, timeout=15, node="node-a")
+            work = {"work_id": "w-exact", "kind": "echo", "requires": {"models": ["llama3.2:1b"]}, "input": {"x": 1}}
+            await nc.publish(f"{WORK_AVAILABLE}.watcher", json.dumps(work).encode())
+            seen: dict[str, dict] = {}
+            deadline = time.monotonic() + 15
+            while set(seen) != {WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED}:
+                msg = await asyncio.wait_for(queue.get(), timeout=max(0.01, deadline - time.monotonic()))
+                if msg.subject != ANNOUNCE:
+                    seen[msg.subject] = json.loads(msg.data)
+            assert seen[WORK_AVAILABLE] == work  # the producer's offer, unchanged
+            assert (seen[WORK_CLAIMED]["work_id"], seen[WORK_CLAIMED]["node_id"]) == ("w-exact", "node-a")
+            assert (seen[WORK_COMPLETED]["node_id"], seen[WORK_COMPLETED]["result"]) == ("node-a", {"echo": {"x": 1}})
+        finally:
+            stop(agent)
             await nc.close()
 
     asyncio.run(scenario())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """pmoves.fleet mesh agent: announces this node on the NATS mesh and takes work it can do.
 
-Run by systemd (pmoves-mesh-agent.service) with ``--config /etc/pmoves/mesh-agent.json``:
+Run by systemd (pmoves-mesh-agent.service) with ``--credential mesh-agent.json --config -`` (see Config below):
 
 * at start: ``mesh.node.announce.v1.<token>`` ``{node_id, capabilities, services, load, models, ts}``;
   repeated every ``interval`` seconds as the heartbeat;
@@ -17,7 +17,19 @@ Run by systemd (pmoves-mesh-agent.service) with ``--config /etc/pmoves/mesh-agen
   Kinds: ``echo`` (returns ``input``), ``ollama.generate`` / ``ollama.embed`` (local Ollama API).
 
 Subjects are scoped by node (``<seed subject>.<token>``): the server only lets a node publish on
-its own token. Dependencies: Python 3.9+, nats-py.
+its own token.
+
+``--relay`` (pmoves-mesh-relay.service, on the NATS hub only): subscribes to ``<seed subject>.*``
+and republishes each payload unchanged on the exact seed subject (``mesh.node.announce.v1``), the
+subject seed 000's listeners use, after checking that the payload's ``node_id`` is the node whose
+token the subject carries (a forgery is dropped and counted). Its user is the only one the server
+lets publish on the exact subjects. Counters go to ``--stats-file`` (JSON) and the journal.
+
+Config: systemd hands it over as the credential ``--credential NAME`` (LoadCredential=, read from
+``$CREDENTIALS_DIRECTORY``); where that directory is empty or unreadable (systemd in a container
+whose mounts do not propagate: podman's default, so the credential mount never reaches the service)
+the agent reads ``--config`` instead, ``-`` being stdin (StandardInput=file:, opened by systemd as
+root, so the file stays 0600 root). Dependencies: Python 3.8+, nats-py.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from typing import Any
@@ -43,6 +56,7 @@ WORK_AVAILABLE = "mesh.work.available.v1"
 WORK_CLAIMED = "mesh.work.claimed.v1"
 WORK_COMPLETED = "mesh.work.completed.v1"
 GPU_STATUS = "mesh.gpu.status.v1"
+SEED_SUBJECTS = (ANNOUNCE, OFFLINE, WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED, GPU_STATUS)
 VERSION = "1"
 LOG = logging.getLogger("pmoves-mesh-agent")
 
@@ -218,13 +232,126 @@ class Agent:
         return 0
 
 
+def relay_verdict(subject: str, data: bytes, subjects: Any, nodes: dict[str, str]) -> tuple[str, str]:
+    """What the relay does with one message: ``(relay, <exact subject>)`` or ``(forged | malformed, why)``.
+
+    ``subject`` is ``<seed subject>.<token>`` (the server let only the token's owner publish it);
+    ``nodes`` maps subject tokens to node ids. A payload that names a ``node_id`` must name the
+    token's node; one without ``node_id`` is relayed only on work.available (a producer's offer:
+    seed 000 gives it no sender field, and the server already let only the token's user publish it).
+    """
+    base, dot, token = subject.rpartition(".")
+    if not dot or base not in subjects or not token:
+        return "malformed", f"not a relayed subject: {subject}"
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return "malformed", f"payload on {subject} is not JSON"
+    if not isinstance(payload, dict):
+        return "malformed", f"payload on {subject} is not a JSON object"
+    if "node_id" not in payload:
+        if base == WORK_AVAILABLE:
+            return "relay", base
+        return "forged", f"payload on {subject} has no node_id"
+    owner = nodes.get(token)
+    if owner is None or payload.get("node_id") != owner:
+        return "forged", f"node_id {payload.get('node_id')!r} published on {subject} (token of {owner or 'no node'})"
+    return "relay", base
+
+
+class Relay:
+    """Republishes ``<seed subject>.<token>`` on ``<seed subject>`` when node_id matches the token."""
+
+    def __init__(self, config: dict[str, Any], stats_file: str | None = None):
+        self.config = config
+        self.subjects = tuple(config.get("subjects") or SEED_SUBJECTS)
+        self.nodes = {str(k): str(v) for k, v in (config.get("nodes") or {}).items()}
+        self.stats_file = stats_file
+        self.counts: dict[str, dict[str, int]] = {"relayed": {}, "forged": {}, "malformed": {}}
+        self.nc: nats.NATS | None = None
+        self.stopping = asyncio.Event()
+
+    def stats(self) -> dict[str, Any]:
+        return {**{kind: dict(sorted(per.items())) for kind, per in self.counts.items()},
+                "nodes": len(self.nodes), "ts": time.time()}
+
+    def write_stats(self) -> None:
+        if not self.stats_file:
+            return
+        tmp = f"{self.stats_file}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(self.stats(), handle, sort_keys=True)
+            os.replace(tmp, self.stats_file)
+        except OSError as err:
+            LOG.warning("cannot write %s: %s", self.stats_file, err)
+
+    async def on_message(self, msg) -> None:
+        verdict, detail = relay_verdict(msg.subject, msg.data, self.subjects, self.nodes)
+        base = msg.subject.rpartition(".")[0]
+        per = self.counts["relayed" if verdict == "relay" else verdict]
+        per[base] = per.get(base, 0) + 1
+        if verdict != "relay":
+            LOG.warning("dropped (%s, %d so far on %s): %s", verdict, per[base], base, detail)
+            self.write_stats()
+            return
+        assert self.nc is not None
+        await self.nc.publish(detail, msg.data, headers={"Pmoves-Relayed-From": msg.subject})
+
+    async def run(self) -> int:
+        async def on_error(err: Exception) -> None:
+            LOG.warning("nats: %s", err)
+
+        self.nc = await nats.connect(servers=self.config["servers"], user=self.config["user"],
+                                     password=self.config["password"], name="pmoves-mesh-relay",
+                                     error_cb=on_error, max_reconnect_attempts=-1, reconnect_time_wait=2)
+        for subject in self.subjects:
+            await self.nc.subscribe(f"{subject}.*", cb=self.on_message)
+        await self.nc.flush()
+        LOG.info("relaying %s for %d nodes", ", ".join(f"{s}.*" for s in self.subjects), len(self.nodes))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        interval = float(self.config.get("stats_interval", 15))
+        self.write_stats()
+        while not self.stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+            self.write_stats()
+        await self.nc.drain()
+        LOG.info("relay stopped: %s", json.dumps(self.stats(), sort_keys=True))
+        return 0
+
+
+def load_config(credential: str | None, config: str) -> dict[str, Any]:
+    """The config from systemd's credential when it is there, else from ``config`` (``-``: stdin)."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credential and directory:
+        try:
+            with open(os.path.join(directory, credential), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (FileNotFoundError, PermissionError) as err:
+            # systemd in a container with private mount propagation (podman's default) mounts the credentials in a
+            # namespace the service never sees: the directory is empty (root 0700). The unit's stdin has the file.
+            LOG.warning("credential %s not readable (%s): reading the config from %s", credential,
+                        err.strerror, "stdin" if config == "-" else config)
+    if config == "-":
+        return json.load(sys.stdin)
+    with open(config, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="/etc/pmoves/mesh-agent.json")
+    parser.add_argument("--config", default="/etc/pmoves/mesh-agent.json", help="config file; - reads stdin")
+    parser.add_argument("--credential", help="systemd credential holding the config (LoadCredential=); preferred")
+    parser.add_argument("--relay", action="store_true", help="run the hub's relay instead of the agent")
+    parser.add_argument("--stats-file", help="relay: write the relayed/forged/malformed counters here (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    with open(args.config, encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = load_config(args.credential, args.config)
+    if args.relay:
+        return asyncio.run(Relay(config, args.stats_file).run())
     return asyncio.run(Agent(config).run())
 
 
