@@ -194,7 +194,7 @@ def test_every_hash_locked_install_passes_no_deps():
 
 def test_role_pip_tasks_install_their_lock_with_no_deps_and_hashes():
     for tasks, lock in (("roles/gateway/tasks/install.yml", "requirements-litellm.txt"),
-                        ("roles/mesh/tasks/agent.yml", "requirements-agent.txt")):
+                        ("roles/mesh/tasks/venv.yml", "requirements-agent.txt")):
         pip = [t for t in yaml.safe_load((REPO / tasks).read_text()) if "ansible.builtin.pip" in t]
         assert len(pip) == 1, tasks
         args = pip[0]["ansible.builtin.pip"]
