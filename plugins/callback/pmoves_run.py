@@ -56,6 +56,16 @@ MAX_TIMED_TASKS = 50  # slowest tasks kept in the run file (the report shows its
 NO_ROLE = "(play tasks)"  # tasks written in a play, outside any role
 
 
+
+def _machine_readable_stdout() -> bool:
+    """True when the stdout callback prints JSON (json, ansible.posix.json/jsonl): the summary would corrupt it."""
+    try:
+        from ansible import constants as ansible_constants  # pylint: disable=import-outside-toplevel
+        name = str(ansible_constants.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
+    except Exception:  # pylint: disable=broad-exception-caught
+        return False
+    return "json" in name.rsplit(".", 1)[-1]
+
 class RunTimer:
     """Wall time per task (overall and per host) and per role, from the callback's events.
 
@@ -237,7 +247,7 @@ class CallbackModule(CallbackBase):
             top = int(self.get_option("top_tasks"))
         except (KeyError, TypeError, ValueError):
             top = 10
-        if top <= 0 or not self._timer.tasks:
+        if top <= 0 or not self._timer.tasks or _machine_readable_stdout():
             return
         timing = self._timer.summary(top)
         lines = [f"pmoves_run: {timing['tasks_timed']} tasks in {timing['total_s']:.1f} s; slowest:"]
