@@ -56,7 +56,6 @@ MAX_TIMED_TASKS = 50  # slowest tasks kept in the run file (the report shows its
 NO_ROLE = "(play tasks)"  # tasks written in a play, outside any role
 
 
-
 def _machine_readable_stdout() -> bool:
     """True when the stdout callback prints JSON (json, ansible.posix.json/jsonl): the summary would corrupt it."""
     try:
@@ -65,6 +64,7 @@ def _machine_readable_stdout() -> bool:
     except Exception:  # pylint: disable=broad-exception-caught
         return False
     return "json" in name.rsplit(".", 1)[-1]
+
 
 class RunTimer:
     """Wall time per task (overall and per host) and per role, from the callback's events.
