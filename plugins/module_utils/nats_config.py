@@ -31,7 +31,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,17 @@ def subject_token(node_id: str) -> str:
     if not token.strip("_"):
         raise MeshConfigError(f"node id {node_id!r} gives an empty NATS subject token")
     return token
+
+
+def node_tokens(node_ids: Iterable[str]) -> dict[str, str]:
+    """Each node's subject token mapped to its node id; two nodes with one token are an error."""
+    tokens: dict[str, str] = {}
+    for node_id in sorted(node_ids):
+        token = subject_token(node_id)
+        if token in tokens:
+            raise MeshConfigError(f"nodes {tokens[token]} and {node_id} map to the same subject token {token}")
+        tokens[token] = node_id
+    return tokens
 
 
 def node_subjects(node_id: str) -> dict[str, str]:
@@ -184,12 +195,8 @@ def build_server_config(node_passwords: Mapping[str, str], clients: Sequence[Cli
     """
     options = options or ServerOptions()
     users: list[dict[str, Any]] = []
-    tokens: dict[str, str] = {}
+    node_tokens(node_passwords)
     for node_id in sorted(node_passwords):
-        token = subject_token(node_id)
-        if token in tokens:
-            raise MeshConfigError(f"nodes {tokens[token]} and {node_id} map to the same subject token {token}")
-        tokens[token] = node_id
         password = node_passwords[node_id]
         _check_password(node_id, password)
         users.append({"user": node_id, "password": bcrypt_hash(node_id, password) if hash_passwords else password,
@@ -313,11 +320,6 @@ def relay_config(node_ids: Sequence[str], servers: Sequence[str], password: str,
     _check_password(user, password)
     if stats_interval < 1:
         raise MeshConfigError("the relay's stats interval must be at least 1 second")
-    nodes: dict[str, str] = {}
-    for node_id in sorted(node_ids):
-        token = subject_token(node_id)
-        if token in nodes:
-            raise MeshConfigError(f"nodes {nodes[token]} and {node_id} map to the same subject token {token}")
-        nodes[token] = node_id
+    nodes = node_tokens(node_ids)
     return {"user": user, "password": password, "servers": list(servers), "subjects": list(subjects),
             "nodes": nodes, "stats_interval": int(stats_interval)}
