@@ -39,7 +39,7 @@ fi
 
 # Files the lab wrote (the artifacts dir itself goes only when nothing else is in it).
 rm -rf .cache/lab
-rm -f .cache/facts/lab-* .cache/facts/s1_lab-* artifacts/lab.json artifacts/lab-api-key artifacts/plan.json artifacts/plan.md \
+rm -f .cache/facts/lab-* .cache/facts/s1_lab-* artifacts/lab.json artifacts/lab-api-key artifacts/lab-nats-observer artifacts/plan.json artifacts/plan.md \
       artifacts/plan.html artifacts/report.html artifacts/report.json
 rmdir artifacts 2>/dev/null || true
 if [[ ${1:-} == --purge ]]; then

@@ -246,6 +246,10 @@ up_nodes() {
   if [[ ! -s $ARTIFACTS/lab-api-key ]]; then
     (umask 077; "$PY" -c 'import secrets; print("sk-lab-" + secrets.token_urlsafe(24), end="")' >"$ARTIFACTS/lab-api-key")
   fi
+  # the lab's read-only NATS observer (lab.json "nats_observer"; inventories/lab and the overlay read it)
+  if [[ ! -s $ARTIFACTS/lab-nats-observer ]]; then
+    (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(24), end="")' >"$ARTIFACTS/lab-nats-observer")
+  fi
   podman network exists "$NETWORK" || podman network create --label io.pmoves.lab=1 "$NETWORK" >/dev/null
 
   local host cls fixture index oport gw hub name state

@@ -31,6 +31,10 @@ NODE_WHEELHOUSE = "/opt/pmoves-lab/wheelhouse"
 OLLAMA_PORT_BASE = 11600  # hosts without pmoves_lab_ollama_port: 11600 + their index
 GATEWAY_INNER_PORT = 4000
 NATS_INNER_PORT = 4222
+# The lab's NATS observer (contract 4b, lab.json "nats_observer"): may subscribe to mesh.> and publish nothing.
+# Its password is generated once per lab by scripts/lab-up.sh into a 0600 file (lab-down removes it).
+OBSERVER_USER = "lab-observer"
+OBSERVER_PASSWORD_FILE = "artifacts/lab-nats-observer"
 
 # What a lab overlay may set (contract 4b): connection, addresses, package/image sources, image
 # stand-ins and secret generation. Never placement inputs (catalog, services, hardware, strategy).
@@ -51,6 +55,8 @@ OVERLAY_KEYS = frozenset({
     "pmoves_nvidia_runtime_install", "pmoves_ollama_disk_reserve_mb", "pmoves_ollama_pull_retries",
     # secret generation
     "pmoves_gateway_master_key", "pmoves_gateway_api_key_file", "pmoves_mesh_nats_passwords",
+    # the lab's read-only NATS observer (lab.json "nats_observer")
+    "pmoves_mesh_nats_clients",
     # ansible-core 2.19 no longer defines it outside templates (see inventories/lab/group_vars/all.yml)
     "ansible_managed",
 })
@@ -296,10 +302,17 @@ def overlay_host_vars(record: dict[str, Any], all_hosts: list[str], hub: str | N
     }
     if hub:
         out["pmoves_mesh_nats_url"] = f"nats://{hub}:{NATS_INNER_PORT}"
+        out["pmoves_mesh_nats_clients"] = [observer_client(repo)]
     unknown = set(out) - OVERLAY_KEYS
     if unknown:  # pragma: no cover - guarded by the unit test
         raise ValueError(f"overlay sets keys outside contract 4b: {sorted(unknown)}")
     return out
+
+
+def observer_client(repo: str) -> dict[str, Any]:
+    """The lab's NATS observer as roles/mesh takes a client user: subscribe mesh.>, publish nothing."""
+    return {"name": OBSERVER_USER, "publish": [], "subscribe": ["mesh.>"],
+            "password": "{{ lookup('ansible.builtin.file', '" + f"{repo}/{OBSERVER_PASSWORD_FILE}" + "') }}"}
 
 
 def ensure_secrets(hosts: list[str], secrets: Path) -> None:
@@ -327,6 +340,11 @@ def write_overlay(inventory: dict[str, Any], overlay: Path, repo: str) -> None:
     records = lab_hosts(inventory)
     hosts = [r["host"] for r in records]
     hub = mesh_hub(inventory)
+    own = sorted(h for h, v in inventory.get("_meta", {}).get("hostvars", {}).items() if v.get("pmoves_mesh_nats_clients"))
+    if own:
+        raise ValueError(f"the inventory sets pmoves_mesh_nats_clients ({', '.join(own)}): the lab adds its own "
+                         f"observer user ({OBSERVER_USER}) there and would replace them; move them to a vault file "
+                         "the lab does not load, or run this fleet outside the lab")
     if overlay.exists():
         shutil.rmtree(overlay)
     (overlay / "host_vars").mkdir(parents=True)
@@ -454,6 +472,7 @@ def lab_json(inventory: dict[str, Any], plan: dict[str, Any], gateway_port: int,
                            "inventory": inventory_path, "roles": roles}
     if runs_mesh and hub:
         out["nats_url"] = f"nats://127.0.0.1:{nats_port}"
+        out["nats_observer"] = {"user": OBSERVER_USER, "password_file": OBSERVER_PASSWORD_FILE}
     return out
 
 

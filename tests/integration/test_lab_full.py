@@ -193,6 +193,52 @@ def test_requests_without_the_key_or_with_a_wrong_one_get_401(lab):
     assert lab.post("/v1/embeddings", {"model": lab.models("embedding")[0], "input": "x"}, key="nope")[0] == 401
 
 
+OBSERVER = r"""
+import asyncio, json, sys
+import nats
+
+async def main(url, user, password, seconds):
+    errors, heard = [], {}
+
+    async def on_error(error):
+        errors.append(str(error))
+
+    async def on_msg(msg):
+        try:
+            heard.setdefault(json.loads(msg.data).get("node_id"), set()).add(msg.subject)
+        except ValueError:
+            pass
+
+    conn = await nats.connect(url, user=user, password=password, connect_timeout=10, max_reconnect_attempts=0,
+                              error_cb=on_error, allow_reconnect=False)
+    await conn.subscribe("mesh.>", cb=on_msg)
+    await conn.publish("mesh.node.announce.v1", b'{"node_id": "forged"}')  # refused by the server
+    await conn.flush(timeout=5)
+    await asyncio.sleep(seconds)
+    await conn.close()
+    print(json.dumps({"heard": {k: sorted(v) for k, v in heard.items() if k}, "errors": errors}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])))
+"""
+
+
+def test_the_nats_observer_hears_every_node_and_may_publish_nothing(lab):
+    """Contract 4b: lab.json names a NATS user that may subscribe to mesh.> and publish nothing."""
+    data = lab.data
+    assert re.fullmatch(r"nats://127\.0\.0\.1:\d+", data["nats_url"])
+    observer = data["nats_observer"]
+    password_file = REPO / observer["password_file"]
+    assert not Path(observer["password_file"]).is_absolute() and password_file.stat().st_mode & 0o077 == 0
+    # two agent intervals (15 s): every node announces at least once
+    out = sh(str(REPO / ".venv/bin/python"), "-c", OBSERVER, data["nats_url"], observer["user"],
+             password_file.read_text(encoding="utf-8").strip(), "35", check=False, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert set(result["heard"]) == set(HOSTS), result
+    assert "forged" not in result["heard"]
+    assert any("permissions violation" in e.lower() and "publish" in e.lower() for e in result["errors"]), result
+
+
 def test_a_stopped_replica_is_routed_around_and_a_restarted_one_keeps_its_models_and_is_used_again(lab):
     model = lab.models("chat")[0]
     first, second = lab.plan["models"][model]["placed"][:2]

@@ -116,6 +116,30 @@ def test_lab_json_names_roles_and_nats():
     assert data["nodes"]["a-gpu"]["compose_dir"]
 
 
+def test_lab_json_names_a_read_only_nats_observer_the_overlay_creates_on_the_hub(tmp_path):
+    data = lab_fleet.lab_json(_inventory(), {}, 14000, 14222, "inventories/x")
+    assert data["nats_observer"] == {"user": "lab-observer", "password_file": "artifacts/lab-nats-observer"}
+    lab_fleet.write_overlay(_inventory(), tmp_path / "overlay", str(tmp_path))
+    hub = json.loads((tmp_path / "overlay/host_vars/b-vps.yml").read_text(encoding="utf-8"))
+    (client,) = hub["pmoves_mesh_nats_clients"]
+    assert client["name"] == data["nats_observer"]["user"]
+    assert client["publish"] == [] and client["subscribe"] == ["mesh.>"]
+    assert f"{tmp_path}/artifacts/lab-nats-observer" in client["password"]  # read from the 0600 file, never inline
+
+
+def test_lab_json_has_no_observer_when_the_fleet_runs_no_mesh():
+    data = lab_fleet.lab_json(_inventory(), {}, 14000, 14222, "inventories/x", runs_mesh=False)
+    assert "nats_observer" not in data and "nats_url" not in data
+
+
+def test_the_overlay_refuses_an_inventory_with_its_own_nats_clients(tmp_path):
+    inventory = _inventory()
+    inventory["_meta"]["hostvars"]["b-vps"]["pmoves_mesh_nats_clients"] = [{"name": "dispatcher"}]
+    with pytest.raises(ValueError, match="pmoves_mesh_nats_clients"):
+        lab_fleet.write_overlay(inventory, tmp_path / "overlay", str(tmp_path))
+    assert not (tmp_path / "overlay").exists()  # nothing written
+
+
 def test_forge_nodes_get_their_checkpoint_dirs_and_a_hardware_url():
     inventory = _inventory()
     inventory["_meta"]["hostvars"]["a-gpu"].update(
