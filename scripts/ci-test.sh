@@ -10,11 +10,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 start=$(date +%s)
-stream() {  # name targets...
+stream() {  # name targets...: one make per target, each one's wall time printed (where CI time goes)
   local name=$1; shift
-  local t0=$SECONDS rc
-  make --no-print-directory "$@" 2>&1 | sed -u "s/^/[$name] /"
-  rc=${PIPESTATUS[0]}
+  local t0=$SECONDS rc=0 target t1
+  for target in "$@"; do
+    t1=$SECONDS
+    make --no-print-directory "$target" 2>&1 | sed -u "s/^/[$name] /"
+    rc=${PIPESTATUS[0]}
+    echo "[$name] make $target finished rc=$rc in $(( SECONDS - t1 )) s"
+    (( rc == 0 )) || break
+  done
   echo "[$name] make $* finished rc=$rc in $(( SECONDS - t0 )) s"
   return "$rc"
 }
