@@ -8,6 +8,7 @@ given) and is unit tested in tests/unit/lab.
     lab_fleet.py sysroot INVENTORY_JSON HOST FIXTURES DEST
     lab_fleet.py overlay INVENTORY_JSON OVERLAY_DIR REPO
     lab_fleet.py lab-json INVENTORY_JSON ARTIFACTS GATEWAY_PORT NATS_PORT
+    lab_fleet.py wrapper TOOL [SYSROOT]              -> /usr/local/bin/TOOL of a node (TEST DOUBLE)
 
 INVENTORY_JSON is the output of `ansible-inventory --list` for the fleet's own inventory (without
 the overlay). The overlay may change only connection, addresses, package/image sources, image
@@ -543,6 +544,23 @@ def write_apple(hw: dict[str, Any], dest: Path) -> None:
     displays.write_text(json.dumps(apple_displays(hw, captured_displays), indent=2) + "\n", encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- tool doubles on the node
+
+DOUBLES_DIR = "/opt/pmoves-lab/bin"
+
+
+def double_wrapper(tool: str, sysroot: str = SYSROOT, real: str = "/usr/sbin/sysctl", doubles: str = DOUBLES_DIR) -> str:
+    """/usr/local/bin/<tool> on a lab node: the TEST DOUBLE answering from <sysroot>/.fixture for every
+    caller (roles too, not only hardware_facts). `sysctl` is also a Linux tool the node's own roles use
+    (ansible.posix.sysctl): only macOS names (hw.*, machdep.*) go to the double, the rest to ``real``."""
+    head = (f"#!/bin/sh\n# TEST DOUBLE wrapper (pmoves lab): answers from the fixture in {sysroot}/.fixture\n"
+            f"PMOVES_FAKE_HARDWARE_DIR=${{PMOVES_FAKE_HARDWARE_DIR:-{sysroot}/.fixture}}\nexport PMOVES_FAKE_HARDWARE_DIR\n")
+    if tool != "sysctl":
+        return head + f'exec {doubles}/{tool} "$@"\n'
+    return head + (f'case "$1" in\n    hw.*|machdep.*) exec {doubles}/sysctl "$@" ;;\nesac\n'
+                   f'exec {real} "$@"\n')
+
+
 # --------------------------------------------------------------------------- overlay
 
 
@@ -772,6 +790,9 @@ def main(argv: list[str]) -> int:
             print(f"{host}: neither pmoves_lab_fixture nor pmoves_hardware in the inventory", file=sys.stderr)
             return 1
         print(f"synthesised from pmoves_hardware (base {synthesise_sysroot(hw, fixtures, dest)})")
+        return 0
+    if cmd == "wrapper":  # TOOL [SYSROOT]: the /usr/local/bin wrapper of a TEST DOUBLE
+        print(double_wrapper(args[0], args[1] if len(args) > 1 else SYSROOT), end="")
         return 0
     if cmd == "standins":  # image|port port|path path
         inventory = _load(args[0])

@@ -294,3 +294,30 @@ def test_apple_silicon_answers_sysctl_and_system_profiler_as_a_mac(memory_mb, co
     # the captured P/E split (8 + 4) only where it adds up to the declared cores
     assert ("hw.perflevel0.physicalcpu: 8" in sysctl) is (cores == 12)
     assert not found["warnings"]
+
+
+@pytest.mark.parametrize("tool", ["nvidia-smi", "nvpmodel", "system_profiler"])
+def test_node_wrapper_points_a_double_at_the_sysroot(tool):
+    text = lab_fleet.double_wrapper(tool, "/srv/root")
+    assert text.startswith("#!/bin/sh\n") and "PMOVES_FAKE_HARDWARE_DIR:-/srv/root/.fixture" in text
+    assert text.endswith(f'exec /opt/pmoves-lab/bin/{tool} "$@"\n')
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sysctl").exists(), reason="needs Linux's /usr/sbin/sysctl")
+def test_node_sysctl_wrapper_answers_macos_names_and_leaves_linux_names_to_linux(tmp_path, monkeypatch):
+    """The lab's Mac is a Linux container: discovery's sysctl hw.* / machdep.* get the Mac's answers,
+    the node's own roles (ansible.posix.sysctl) keep the real tool."""
+    import subprocess
+
+    hw = {"arch": "aarch64", "memory_mb": 24576, "cpu": {"model": "Apple M4 Pro", "cores": 12}, "accelerator": "apple",
+          "gpus": [{"vendor": "apple", "name": "Apple M4 Pro", "gpu_cores": 16, "unified_memory": True}]}
+    root = tmp_path / "root"
+    lab_fleet.synthesise_sysroot(hw, FIXTURES, root)
+    wrapper = tmp_path / "sysctl"
+    wrapper.write_text(lab_fleet.double_wrapper("sysctl", str(root), doubles=str(DOUBLES)), encoding="utf-8")
+    wrapper.chmod(0o755)
+    monkeypatch.delenv("PMOVES_FAKE_HARDWARE_DIR", raising=False)
+    mac = subprocess.run([str(wrapper), "hw.memsize", "hw.ncpu"], capture_output=True, text=True, check=True)
+    assert mac.stdout == f"hw.memsize: {24576 * 2**20}\nhw.ncpu: 12\n"
+    linux = subprocess.run([str(wrapper), "-n", "kernel.ostype"], capture_output=True, text=True, check=True)
+    assert linux.stdout == "Linux\n"
