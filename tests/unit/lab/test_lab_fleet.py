@@ -73,6 +73,8 @@ def test_synthesised_sysroot_discovers_as_declared(declared, tmp_path, monkeypat
     # (a seed's NPU generation is its own word, e.g. "meteorlake"; discovery names it from the PCI id table)
     assert [(n["vendor"], n["driver"], n["device_id"]) for n in found["npus"]] == [
         (n["vendor"], n["driver"], n["device_id"]) for n in declared.get("npus") or []]
+    if declared["accelerator"] in ("amd", "apple"):  # (forge-dev-p40 declares cuda_v12 on driver 535: Vulkan)
+        assert found["ollama_library"] == declared["ollama_library"]
     probe_failures = ("cannot read", "cannot list", "not readable", "KFD", "sysctl", "system_profiler")
     assert not [w for w in found["warnings"] if any(text in w for text in probe_failures)], found["warnings"]
 
