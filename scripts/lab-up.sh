@@ -291,12 +291,14 @@ up_nodes() {
     # The doubles live in /opt/pmoves-lab/bin; /usr/local/bin/<tool> wrappers point them at the
     # node's fixture for every caller (roles too), not only hardware_facts.
     podman exec "$name" mkdir -p /opt/pmoves-lab/bin
-    for tool in nvidia-smi nvpmodel; do
+    # sysctl / system_profiler: a host declaring Apple silicon (its sysroot carries the Mac's answers);
+    # the sysctl wrapper hands every Linux name to the node's own sysctl.
+    for tool in nvidia-smi nvpmodel sysctl system_profiler; do
       if [[ -d $CACHE/sysroot-$host/.fixture/$tool ]]; then
         podman cp tests/doubles/bin/_fixture_lib.sh "$name:/opt/pmoves-lab/bin/_fixture_lib.sh"
         podman cp "tests/doubles/bin/$tool" "$name:/opt/pmoves-lab/bin/$tool"
-        printf '#!/bin/sh\n# TEST DOUBLE wrapper (pmoves lab): answers from the fixture in %s/.fixture\nPMOVES_FAKE_HARDWARE_DIR=${PMOVES_FAKE_HARDWARE_DIR:-%s/.fixture} exec /opt/pmoves-lab/bin/%s "$@"\n' \
-          "$SYSROOT" "$SYSROOT" "$tool" | podman exec -i "$name" sh -c "cat > /usr/local/bin/$tool && chmod 0755 /usr/local/bin/$tool"
+        "$PY" scripts/lab_fleet.py wrapper "$tool" "$SYSROOT" |
+          podman exec -i "$name" sh -c "cat > /usr/local/bin/$tool && chmod 0755 /usr/local/bin/$tool"
       fi
     done
   done < <(lab_hosts)

@@ -8,6 +8,7 @@ given) and is unit tested in tests/unit/lab.
     lab_fleet.py sysroot INVENTORY_JSON HOST FIXTURES DEST
     lab_fleet.py overlay INVENTORY_JSON OVERLAY_DIR REPO
     lab_fleet.py lab-json INVENTORY_JSON ARTIFACTS GATEWAY_PORT NATS_PORT
+    lab_fleet.py wrapper TOOL [SYSROOT]              -> /usr/local/bin/TOOL of a node (TEST DOUBLE)
 
 INVENTORY_JSON is the output of `ansible-inventory --list` for the fleet's own inventory (without
 the overlay). The overlay may change only connection, addresses, package/image sources, image
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -158,7 +160,6 @@ def base_fixture(hw: dict[str, Any]) -> str:
         return "jetson-agx-thor-r38.2" if l4t.startswith("38") else "jetson-agx-orin-r36.4.4"
     if accel == "nvidia":
         return "rtx5090-3090ti-workstation"
-    # Not synthesised yet (the captured tree stands in as it is): AMD APUs, NPUs, Apple silicon.
     if accel == "amd":
         return "strix-halo-xdna"
     if accel in ("npu", "intel_npu", "amd_npu") or hw.get("npus"):
@@ -231,11 +232,15 @@ def cuda_version_json(version: str) -> str:
 
 def synthesise_sysroot(hw: dict[str, Any], fixtures: Path, dest: Path) -> str:
     """Write a sysroot under ``dest`` whose discovery gives back the declared ``pmoves_hardware``
-    (memory, CPU, GPUs, driver/CUDA, Jetson release); returns the base fixture's name."""
+    (memory, CPU, GPUs, driver/CUDA, Jetson release, AMD VRAM/GTT and gfx target, NPUs, Apple
+    silicon); returns the base fixture's name."""
     name = base_fixture(hw)
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(fixtures / name, dest, symlinks=True)
+    if (dest / APPLE_PLIST).exists():  # macOS: discovery asks sysctl and system_profiler, not /proc
+        write_apple(hw, dest)
+        return name
     if hw.get("memory_mb"):
         (dest / "proc/meminfo").write_text(meminfo(int(hw["memory_mb"])), encoding="utf-8")
     cpu_file = dest / "proc/cpuinfo"
@@ -264,7 +269,302 @@ def synthesise_sysroot(hw: dict[str, Any], fixtures: Path, dest: Path) -> str:
     jetson = hw.get("jetson") or {}
     if jetson.get("model"):
         (dest / "proc/device-tree/model").write_text(jetson["model"] + "\0", encoding="utf-8")
+    amd = [g for g in hw.get("gpus") or [] if g.get("vendor") == "amd"]
+    if amd or (dest / "sys/class/kfd").exists():
+        write_amd_gpus(amd, int(hw.get("memory_mb") or 0), fixtures, dest)
+    if hw.get("npus") is not None or (dest / "sys/class/accel").exists():
+        write_npus(hw.get("npus") or [], fixtures, dest)
     return name
+
+
+# AMD GPUs: the layout of the captured Strix Halo (tests/fixtures/hardware/strix-halo-xdna), the files
+# hardware.probe_amd reads: /sys/class/drm/cardN/device/{vendor,device,revision,uevent,mem_info_*}
+# and the KFD topology node that carries the gfx target.
+AMD_TEMPLATE = "strix-halo-xdna"
+AMD_CARD_TEMPLATE = "sys/class/drm/card1/device"
+KFD_NODES = "sys/class/kfd/kfd/topology/nodes"
+APU_CARVEOUT_MB = 512  # the captured board's UMA frame buffer; the GPU's pool is GTT (system RAM)
+DISCRETE_PCI = {"device": "0x744c", "revision": "0xc8"}  # fallback ids of a discrete card (RX 7900 XTX)
+INTEGRATED_PCI = {"device": "0x1586", "revision": "0xc1"}  # ... and of an APU (Strix Halo)
+MIB = 1024 * 1024
+
+
+def _catalog() -> Any:
+    """gpu_catalog of the collection this script ships with (its libdrm amdgpu.ids rows)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "plugins" / "module_utils" / "gpu_catalog.py"
+    spec = importlib.util.spec_from_file_location("pmoves_lab_gpu_catalog", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def gfx_target_version(gfx: str | None) -> int:
+    """LLVM target -> KFD gfx_target_version (decimal MMmmss): 'gfx1151' -> 110501, 'gfx90a' -> 90010;
+    0 (no GPU target: discovery reports gfx null) for None or a name that is not a gfx target."""
+    match = re.match(r"^gfx(\d+)([0-9a-f])([0-9a-f])$", str(gfx or "").lower())
+    if not match:
+        return 0
+    return int(match.group(1)) * 10000 + int(match.group(2), 16) * 100 + int(match.group(3), 16)
+
+
+def amd_pci_ids(gpu: dict[str, Any], catalog: Any = None) -> tuple[str, str, str | None]:
+    """(PCI device id, revision, product_name) that make discovery name the GPU as declared: the
+    declared pci_device_id / pci_revision, else the libdrm amdgpu.ids row of the declared name;
+    a name outside that table is written to product_name (amdgpu's FRU name) on fallback ids."""
+    catalog = catalog or _catalog()
+    name = gpu.get("name")
+    device = str(gpu.get("pci_device_id") or "").lower()
+    revision = str(gpu.get("pci_revision") or "").lower()
+    if device:
+        if not revision:
+            rows = catalog.AMDGPU_IDS.get(device, {})
+            revision = "0x" + rows[name].split()[0] if name in rows else "0x00"
+        known = catalog.amd_marketing_name(device, revision)
+        return device, revision, None if (not name or name == known) else str(name)
+    for device, rows in catalog.AMDGPU_IDS.items():
+        if name in rows:
+            return device, "0x" + rows[name].split()[0], None
+    ids = INTEGRATED_PCI if gpu.get("unified_memory") else DISCRETE_PCI
+    return ids["device"], ids["revision"], str(name) if name else None
+
+
+def amd_memory_split(gpu: dict[str, Any], memory_mb: int) -> tuple[int, int]:
+    """(mem_info_vram_total, mem_info_gtt_total) in MiB for a declared AMD GPU.
+
+    Declared ``vram_mb`` / ``gtt_mb`` (discovery's own fields) win. A discrete card's VRAM is its
+    memory_total_mb and GTT the kernel default (TTM: half of RAM). An APU (unified_memory) whose pool
+    fits in RAM is the captured layout: a 512 MiB carve-out and GTT raised to the pool (amdgpu.gttsize /
+    ttm.pages_limit); a pool larger than the OS's RAM is a BIOS carve-out (VRAM) with the default GTT.
+    hardware.amd_apu_usable_mb then gives back memory_total_mb."""
+    total = int(gpu.get("memory_total_mb") or 0)
+    default_gtt = memory_mb // 2
+    vram = gpu.get("vram_mb")
+    gtt = gpu.get("gtt_mb")
+    if not gpu.get("unified_memory"):
+        return int(total if vram is None else vram), int(default_gtt if gtt is None else gtt)
+    if vram is None:
+        vram = total if (memory_mb and total > memory_mb) else APU_CARVEOUT_MB
+    if gtt is None:
+        gtt = total if total > int(vram) else default_gtt
+    return int(vram), int(gtt)
+
+
+def _pci_slot(gpu: dict[str, Any], position: int) -> tuple[str, int, int]:
+    """(PCI_SLOT_NAME, KFD domain, KFD location_id) of the declared pci_bus_id (else c5+position:00.0)."""
+    raw = str(gpu.get("pci_bus_id") or "")
+    match = re.match(r"^(?:([0-9a-fA-F]+):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$", raw)
+    if match:
+        domain = int(match.group(1) or "0", 16)
+        bus, dev, fn = int(match.group(2), 16), int(match.group(3), 16), int(match.group(4))
+    else:
+        domain, bus, dev, fn = 0, 0xC5 + position, 0, 0
+    return f"{domain:04x}:{bus:02x}:{dev:02x}.{fn}", domain, (bus << 8) | (dev << 3) | fn
+
+
+def _kv(text: str) -> list[tuple[str, str]]:
+    return [(line.split(" ", 1)[0], line.split(" ", 1)[1] if " " in line else "") for line in text.splitlines() if line]
+
+
+def write_amd_gpus(gpus: list[dict[str, Any]], memory_mb: int, fixtures: Path, dest: Path) -> None:
+    """Replace the base tree's AMD cards and KFD GPU nodes by the declared ones (card1, card2, ...,
+    renderD128, ..., KFD nodes 1, 2, ...; node 0 is the CPU), in the captured Strix Halo's formats."""
+    catalog = _catalog()
+    template = fixtures / AMD_TEMPLATE
+    drm = dest / "sys/class/drm"
+    for entry in drm.iterdir() if drm.is_dir() else []:
+        vendor = entry / "device/vendor"
+        if re.match(r"^(card\d+|renderD\d+)$", entry.name) and (
+                not vendor.exists() or vendor.read_text(encoding="utf-8").strip() == "0x1002"):
+            shutil.rmtree(entry)
+    kfd = dest / KFD_NODES
+    if kfd.is_dir():
+        shutil.rmtree(kfd)
+    if not gpus:
+        return
+    shutil.copytree(template / KFD_NODES / "0", kfd / "0")
+    gpu_props = _kv((template / KFD_NODES / "1" / "properties").read_text(encoding="utf-8"))
+    card_uevent = dict(line.split("=", 1) for line in
+                       (template / AMD_CARD_TEMPLATE / "uevent").read_text(encoding="utf-8").splitlines() if "=" in line)
+    subsys = card_uevent.get("PCI_SUBSYS_ID", "1F66:0031")
+    (drm / "version").parent.mkdir(parents=True, exist_ok=True)
+    if not (drm / "version").exists():
+        shutil.copy(template / "sys/class/drm/version", drm / "version")
+    for position, gpu in enumerate(gpus):
+        device, revision, product = amd_pci_ids(gpu, catalog)
+        vram, gtt = amd_memory_split(gpu, memory_mb)
+        slot, domain, location = _pci_slot(gpu, position)
+        card = drm / f"card{position + 1}" / "device"
+        card.mkdir(parents=True)
+        pci_id = f"1002:{device[2:].upper():0>4}"
+        sub_vendor, sub_device = subsys.split(":")
+        files = {
+            "vendor": "0x1002", "device": device, "revision": revision, "class": "0x030000",
+            "uevent": "\n".join((
+                "DRIVER=amdgpu", "PCI_CLASS=30000", f"PCI_ID={pci_id}", f"PCI_SUBSYS_ID={subsys}",
+                f"PCI_SLOT_NAME={slot}",
+                f"MODALIAS=pci:v00001002d0000{pci_id[5:]}sv0000{sub_vendor}sd0000{sub_device}bc03sc00i00")),
+            "mem_info_vram_total": str(vram * MIB), "mem_info_vis_vram_total": str(vram * MIB),
+            "mem_info_vram_used": str(min(vram * MIB, 141230080)), "mem_info_gtt_total": str(gtt * MIB),
+            "mem_info_gtt_used": str(min(gtt * MIB, 27262976)),
+        }
+        if not gpu.get("unified_memory"):
+            files["mem_info_vram_vendor"] = "samsung"  # discrete boards report their VRAM vendor
+        if product:
+            files["product_name"] = product
+        for file_name, text in files.items():
+            (card / file_name).write_text(text + "\n", encoding="utf-8")
+        render = drm / f"renderD{128 + position}"
+        render.mkdir()
+        (render / "dev").write_text(f"226:{128 + position}\n", encoding="utf-8")
+        version = gfx_target_version(gpu.get("gfx"))
+        if not version:
+            continue  # no gfx target declared: the KFD does not list the GPU (discovery warns, gfx null)
+        values = {"gfx_target_version": str(version), "vendor_id": "4098", "device_id": str(int(device, 16)),
+                  "location_id": str(location), "domain": str(domain), "drm_render_minor": str(128 + position)}
+        node = kfd / str(position + 1)
+        node.mkdir(parents=True)
+        (node / "properties").write_text("".join(f"{key} {values.get(key, value)}\n" for key, value in gpu_props),
+                                         encoding="utf-8")
+
+
+# NPUs (/sys/class/accel/accelN/device), in the format of the captured amdxdna (Strix Halo) and
+# intel_vpu (Meteor Lake) devices.
+NPU_TEMPLATES = {"amd": ("strix-halo-xdna", "0x1022", "amdxdna"), "intel": ("meteor-lake-npu", "0x8086", "intel_vpu")}
+
+
+def npu_revision(npu: dict[str, Any], template_device: str, template_revision: str, catalog: Any = None) -> str:
+    """The declared revision, else the amdxdna table's revision of the declared platform, else the
+    captured one when the device is the captured device (else 0x00)."""
+    if npu.get("revision"):
+        return str(npu["revision"]).lower()
+    catalog = catalog or _catalog()
+    platform_name = npu.get("platform")
+    for (device, revision), (_generation, known_platform) in catalog.AMD_NPUS.items():
+        if revision and device == str(npu.get("device_id") or "").lower() and known_platform == platform_name:
+            return revision
+    return template_revision if str(npu.get("device_id") or template_device).lower() == template_device else "0x00"
+
+
+def write_npus(npus: list[dict[str, Any]], fixtures: Path, dest: Path) -> None:
+    """Replace the base tree's /sys/class/accel by the declared NPUs."""
+    catalog = _catalog()
+    accel = dest / "sys/class/accel"
+    if accel.is_dir():
+        shutil.rmtree(accel)
+    for position, npu in enumerate(n for n in npus if n.get("vendor") in NPU_TEMPLATES):
+        base, vendor_id, driver = NPU_TEMPLATES[npu["vendor"]]
+        source = fixtures / base / "sys/class/accel/accel0"
+        target = accel / f"accel{position}"
+        shutil.copytree(source, target)
+        device_dir = target / "device"
+        template_device = (device_dir / "device").read_text(encoding="utf-8").strip().lower()
+        template_revision = (device_dir / "revision").read_text(encoding="utf-8").strip().lower()
+        device = str(npu.get("device_id") or template_device).lower()
+        revision = npu_revision(npu, template_device, template_revision, catalog)
+        (device_dir / "device").write_text(device + "\n", encoding="utf-8")
+        (device_dir / "revision").write_text(revision + "\n", encoding="utf-8")
+        (target / "dev").write_text(f"261:{position}\n", encoding="utf-8")
+        lines = []
+        for line in (device_dir / "uevent").read_text(encoding="utf-8").splitlines():
+            key, _sep, value = line.partition("=")
+            if key == "DRIVER":
+                value = npu.get("driver") or driver
+            elif key == "PCI_ID":
+                value = f"{vendor_id[2:].upper()}:{device[2:].upper():0>4}"
+            elif key == "MODALIAS":
+                value = re.sub(r"d0000[0-9A-F]{4}sv", f"d0000{device[2:].upper():0>4}sv", value)
+            elif key == "PCI_SLOT_NAME" and position:
+                value = f"{value[:-1]}{(int(value[-1]) + position) % 8}"  # the next PCI function
+            lines.append(f"{key}={value}")
+        (device_dir / "uevent").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# Apple silicon: discovery on macOS reads no files but SystemVersion.plist; it asks `sysctl <keys>` and
+# `system_profiler SPDisplaysDataType -json` (TEST DOUBLES in tests/doubles/bin answer from .fixture/).
+APPLE_PLIST = "System/Library/CoreServices/SystemVersion.plist"
+APPLE_SYSCTL_KEYS = ("hw.memsize", "hw.ncpu", "hw.machine", "hw.model", "machdep.cpu.brand_string",
+                     "hw.perflevel0.physicalcpu", "hw.perflevel1.physicalcpu")
+
+
+def apple_sysctl(hw: dict[str, Any], captured: dict[str, str]) -> str:
+    """`sysctl <keys>` lines for the declared Mac: memory, logical CPUs, arch, chip; the model and the
+    performance/efficiency split from `apple` (else the capture's when they add up to the cores)."""
+    apple = hw.get("apple") or {}
+    cpu = hw.get("cpu") or {}
+    cores = int(cpu.get("cores") or captured.get("hw.ncpu") or 0)
+    values = {
+        "hw.memsize": str(int(hw.get("memory_mb") or 0) * MIB) if hw.get("memory_mb") else captured.get("hw.memsize"),
+        "hw.ncpu": str(cores),
+        "hw.machine": "arm64" if (hw.get("arch") or "aarch64") == "aarch64" else "x86_64",
+        "hw.model": apple.get("model") or captured.get("hw.model"),
+        "machdep.cpu.brand_string": cpu.get("model") or apple.get("chip") or captured.get("machdep.cpu.brand_string"),
+    }
+    perf, eff = apple.get("performance_cores"), apple.get("efficiency_cores")
+    if perf is None or eff is None:
+        perf, eff = captured.get("hw.perflevel0.physicalcpu"), captured.get("hw.perflevel1.physicalcpu")
+        if perf is None or eff is None or int(perf) + int(eff) != cores:
+            perf = eff = None
+    values["hw.perflevel0.physicalcpu"] = None if perf is None else str(perf)
+    values["hw.perflevel1.physicalcpu"] = None if eff is None else str(eff)
+    return "".join(f"{key}: {values[key]}\n" for key in APPLE_SYSCTL_KEYS if values.get(key) is not None)
+
+
+def apple_displays(hw: dict[str, Any], captured: dict[str, Any]) -> dict[str, Any]:
+    """system_profiler SPDisplaysDataType: one built-in GPU entry per declared Apple GPU, shaped like the
+    capture's (sppci_model is the name discovery reports, sppci_cores the GPU cores)."""
+    template = dict((captured.get("SPDisplaysDataType") or [{}])[0])
+    entries = []
+    for gpu in hw.get("gpus") or []:
+        if gpu.get("vendor") != "apple":
+            continue
+        entry = dict(template)
+        entry["_name"] = entry["sppci_model"] = gpu.get("name") or "Apple GPU"
+        cores = gpu.get("gpu_cores") or (hw.get("apple") or {}).get("gpu_cores")
+        if cores:
+            entry["sppci_cores"] = str(cores)
+        else:
+            entry.pop("sppci_cores", None)
+        metal = (hw.get("apple") or {}).get("metal")
+        if metal:
+            entry["spdisplays_mtlgpufamilysupport"] = f"spdisplays_{metal}"
+        entries.append(entry)
+    return {"SPDisplaysDataType": entries}
+
+
+def write_apple(hw: dict[str, Any], dest: Path) -> None:
+    out = dest / ".fixture/sysctl/out.txt"
+    captured = {}
+    for line in out.read_text(encoding="utf-8").splitlines() if out.exists() else []:
+        key, _sep, value = line.partition(": ")
+        captured[key] = value
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(apple_sysctl(hw, captured), encoding="utf-8")
+    displays = dest / ".fixture/system_profiler/SPDisplaysDataType.json"
+    try:
+        captured_displays = json.loads(displays.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        captured_displays = {}
+    displays.parent.mkdir(parents=True, exist_ok=True)
+    displays.write_text(json.dumps(apple_displays(hw, captured_displays), indent=2) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- tool doubles on the node
+
+DOUBLES_DIR = "/opt/pmoves-lab/bin"
+
+
+def double_wrapper(tool: str, sysroot: str = SYSROOT, real: str = "/usr/sbin/sysctl", doubles: str = DOUBLES_DIR) -> str:
+    """/usr/local/bin/<tool> on a lab node: the TEST DOUBLE answering from <sysroot>/.fixture for every
+    caller (roles too, not only hardware_facts). `sysctl` is also a Linux tool the node's own roles use
+    (ansible.posix.sysctl): only macOS names (hw.*, machdep.*) go to the double, the rest to ``real``."""
+    head = (f"#!/bin/sh\n# TEST DOUBLE wrapper (pmoves lab): answers from the fixture in {sysroot}/.fixture\n"
+            f"PMOVES_FAKE_HARDWARE_DIR=${{PMOVES_FAKE_HARDWARE_DIR:-{sysroot}/.fixture}}\nexport PMOVES_FAKE_HARDWARE_DIR\n")
+    if tool != "sysctl":
+        return head + f'exec {doubles}/{tool} "$@"\n'
+    return head + (f'case "$1" in\n    hw.*|machdep.*) exec {doubles}/sysctl "$@" ;;\nesac\n'
+                   f'exec {real} "$@"\n')
 
 
 # --------------------------------------------------------------------------- overlay
@@ -509,6 +809,9 @@ def main(argv: list[str]) -> int:
             print(f"{host}: neither pmoves_lab_fixture nor pmoves_hardware in the inventory", file=sys.stderr)
             return 1
         print(f"synthesised from pmoves_hardware (base {synthesise_sysroot(hw, fixtures, dest)})")
+        return 0
+    if cmd == "wrapper":  # TOOL [SYSROOT]: the /usr/local/bin wrapper of a TEST DOUBLE
+        print(double_wrapper(args[0], args[1] if len(args) > 1 else SYSROOT), end="")
         return 0
     if cmd == "standins":  # image|port port|path path
         inventory = _load(args[0])

@@ -23,13 +23,9 @@ SEED_FLEETS = ("pmoves", "gpu-mesh", "workstation", "forge", "homelab")
 
 
 # Hosts whose declared hardware the lab cannot synthesise yet (strict: a host that starts to pass
-# must leave this table). The AMD APUs need amdgpu sysfs (mem_info_*, gfx target), the Mac macOS.
-NOT_SYNTHESISED = {
-    "evo-x2": "AMD APU sysroot (amdgpu sysfs) not synthesised yet",
-    "gtr9-pro": "AMD APU sysroot (amdgpu sysfs) not synthesised yet",
-    "ms-s1": "AMD APU sysroot (amdgpu sysfs) not synthesised yet",
-    "mac-mini-m4-pro": "Apple silicon: no Linux sysroot stands in for macOS",
-}
+# must leave this table). Every seed host is synthesised now: NVIDIA, Jetson, AMD APUs (amdgpu sysfs
+# and the KFD topology), NPUs (/sys/class/accel) and the Mac (sysctl / system_profiler answers).
+NOT_SYNTHESISED: dict[str, str] = {}
 
 
 def declared_hosts():
@@ -69,6 +65,18 @@ def test_synthesised_sysroot_discovers_as_declared(declared, tmp_path, monkeypat
         assert found["jetson"]["l4t"] == declared["jetson"]["l4t"]
     if declared.get("nvidia"):
         assert found["nvidia"]["driver_version"] == declared["nvidia"]["driver_version"]
+    for gpu, want in zip(found["gpus"], declared["gpus"], strict=True):
+        if want.get("vendor") in ("amd", "apple"):  # the pool discovery computes from VRAM/GTT or RAM
+            assert gpu["memory_total_mb"] == want["memory_total_mb"]
+        if want.get("gfx"):
+            assert gpu["gfx"] == want["gfx"]
+    # (a seed's NPU generation is its own word, e.g. "meteorlake"; discovery names it from the PCI id table)
+    assert [(n["vendor"], n["driver"], n["device_id"]) for n in found["npus"]] == [
+        (n["vendor"], n["driver"], n["device_id"]) for n in declared.get("npus") or []]
+    if declared["accelerator"] in ("amd", "apple"):  # (forge-dev-p40 declares cuda_v12 on driver 535: Vulkan)
+        assert found["ollama_library"] == declared["ollama_library"]
+    probe_failures = ("cannot read", "cannot list", "not readable", "KFD", "sysctl", "system_profiler")
+    assert not [w for w in found["warnings"] if any(text in w for text in probe_failures)], found["warnings"]
 
 
 def _inventory():
@@ -172,3 +180,170 @@ def test_inventories_lab_keeps_its_ports_and_its_model_less_gateway():
         "gateway": {"hosts": ["lab-vps-gateway"]}})}
     assert records["lab-5090"]["ollama_port"] == 11541 and records["lab-5090"]["container"] == "pmoves-lab-5090"
     assert records["lab-vps-gateway"]["ollama_port"] is None and records["lab-vps-gateway"]["gateway"]
+
+
+# --------------------------------------------------------------------------- AMD, NPU and Apple synthesis
+
+
+def _discover(hw, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{DOUBLES}:/usr/bin:/bin")
+    monkeypatch.delenv("PMOVES_FAKE_HARDWARE_DIR", raising=False)
+    root = tmp_path / "root"
+    lab_fleet.synthesise_sysroot(hw, FIXTURES, root)
+    return root, hardware.discover(str(root), use_nvml=False)
+
+
+def _amd_host(memory_mb, gpus, npus=()):
+    return {"schema": 1, "arch": "x86_64", "memory_mb": memory_mb, "cpu": {"model": "AMD RYZEN AI MAX+ 395", "cores": 16},
+            "accelerator": "amd", "gpus": [{"vendor": "amd", **gpu} for gpu in gpus], "npus": list(npus)}
+
+
+@pytest.mark.parametrize(("memory_mb", "gpu", "vram_mb", "gtt_mb"), [
+    # the captured layout: a 512 MiB carve-out, GTT raised to the declared pool
+    (131072, {"name": "Radeon 8060S Graphics", "memory_total_mb": 98304, "gfx": "gfx1151", "unified_memory": True}, 512, 98304),
+    (65536, {"name": "Radeon 8060S Graphics", "memory_total_mb": 49152, "gfx": "gfx1151", "unified_memory": True}, 512, 49152),
+    (131072, {"name": "Radeon 8060S Graphics", "memory_total_mb": 115712, "gfx": "gfx1151", "unified_memory": True}, 512, 115712),
+    # a BIOS carve-out larger than the RAM the OS keeps: VRAM is the pool, GTT the kernel default
+    (32768, {"name": "Radeon 8060S Graphics", "memory_total_mb": 98304, "gfx": "gfx1151", "unified_memory": True}, 98304, 16384),
+    # discovery's own vram_mb / gtt_mb win
+    (98304, {"name": "Radeon 8060S Graphics", "memory_total_mb": 65536, "gfx": "gfx1151", "unified_memory": True,
+             "vram_mb": 32768, "gtt_mb": 65536}, 32768, 65536),
+    # a discrete card: VRAM is its memory, the card says so (mem_info_vram_vendor)
+    (65536, {"name": "AMD Radeon RX 7900 XTX", "memory_total_mb": 24560, "gfx": "gfx1100", "unified_memory": False}, 24560, 32768),
+], ids=["strix-128g-96g", "strix-64g-48g", "strix-128g-113g", "carveout-96g", "declared-split", "rx7900xtx"])
+def test_amd_vram_gtt_split_gives_back_the_declared_pool(memory_mb, gpu, vram_mb, gtt_mb, tmp_path, monkeypatch):
+    assert lab_fleet.amd_memory_split(gpu, memory_mb) == (vram_mb, gtt_mb)
+    root, found = _discover(_amd_host(memory_mb, [gpu]), tmp_path, monkeypatch)
+    card = root / "sys/class/drm/card1/device"
+    assert int((card / "mem_info_vram_total").read_text()) == vram_mb * 2**20
+    assert int((card / "mem_info_gtt_total").read_text()) == gtt_mb * 2**20
+    (got,) = found["gpus"]
+    assert (got["vram_mb"], got["gtt_mb"]) == (vram_mb, gtt_mb)
+    assert got["memory_total_mb"] == gpu["memory_total_mb"]
+    assert got["unified_memory"] is gpu["unified_memory"]
+    assert (got["name"], got["gfx"]) == (gpu["name"], gpu["gfx"])
+    assert found["node_class"] == ("apu" if gpu["unified_memory"] else "gpu") and found["accelerator"] == "amd"
+
+
+@pytest.mark.parametrize(("gfx", "version"), [
+    ("gfx1151", 110501), ("gfx1150", 110500), ("gfx1100", 110000), ("gfx1030", 100300), ("gfx90a", 90010),
+    ("gfx942", 90402), ("gfx1201", 120001), (None, 0), ("sm_90", 0),
+])
+def test_gfx_target_version_is_the_inverse_of_discovery(gfx, version):
+    assert lab_fleet.gfx_target_version(gfx) == version
+    if version:
+        assert hardware.cat.gfx_from_target_version(version) == gfx
+
+
+@pytest.mark.parametrize("gfx", ["gfx1151", "gfx1150", "gfx1103", "gfx1030"])
+def test_amd_gfx_target_reaches_discovery_through_the_kfd_topology(gfx, tmp_path, monkeypatch):
+    gpu = {"name": "Radeon 8060S Graphics", "memory_total_mb": 65536, "gfx": gfx, "unified_memory": True,
+           "pci_bus_id": "0000:c5:00.0"}
+    root, found = _discover(_amd_host(131072, [gpu]), tmp_path, monkeypatch)
+    props = dict(line.split(" ", 1) for line in (root / lab_fleet.KFD_NODES / "1/properties").read_text().splitlines())
+    assert props["location_id"] == str(0xC5 << 8) and props["device_id"] == str(0x1586)
+    assert found["gpus"][0]["gfx"] == gfx
+    assert found["amd"] == {"gfx_targets": [gfx], "rocm_supported": gfx in hardware.cat.OLLAMA_ROCM_GFX, "kfd": True}
+
+
+def test_synthesised_strix_halo_has_the_captured_layout(tmp_path, monkeypatch):
+    """Same files, same formats as tests/fixtures/hardware/strix-halo-xdna: a declaration of the captured
+    board gives back the capture's amdgpu and KFD files (memory figures aside)."""
+    gpu = {"name": "Radeon 8060S Graphics", "memory_total_mb": 112640, "gfx": "gfx1151", "unified_memory": True,
+           "pci_bus_id": "0000:c5:00.0"}
+    npu = {"vendor": "amd", "driver": "amdxdna", "device_id": "0x17f0"}
+    root, found = _discover(_amd_host(128460, [gpu], [npu]), tmp_path, monkeypatch)
+    capture = FIXTURES / "strix-halo-xdna"
+    for rel in ("sys/class/drm/card1/device", "sys/class/accel/accel0", "sys/class/accel/accel0/device",
+                lab_fleet.KFD_NODES + "/0", lab_fleet.KFD_NODES + "/1"):
+        assert sorted(p.name for p in (root / rel).iterdir()) == sorted(p.name for p in (capture / rel).iterdir()), rel
+    for rel in ("device", "vendor", "revision", "class", "uevent", "mem_info_vram_total", "mem_info_gtt_total"):
+        rel = "sys/class/drm/card1/device/" + rel
+        assert (root / rel).read_text() == (capture / rel).read_text(), rel
+    for rel in ("device", "vendor", "revision", "class", "uevent"):
+        rel = "sys/class/accel/accel0/device/" + rel
+        assert (root / rel).read_text() == (capture / rel).read_text(), rel
+    rel = lab_fleet.KFD_NODES + "/1/properties"
+    assert (root / rel).read_text() == (capture / rel).read_text()
+    assert found["gpus"][0]["name"] == "Radeon 8060S Graphics" and found["npus"][0]["platform"] == "Strix Halo"
+
+
+def test_two_amd_gpus_and_an_unknown_name(tmp_path, monkeypatch):
+    gpus = [{"name": "AMD Radeon Pro W7900", "memory_total_mb": 49136, "gfx": "gfx1100", "unified_memory": False},
+            {"name": "Lab Radeon", "memory_total_mb": 16368, "gfx": "gfx1030", "unified_memory": False}]
+    root, found = _discover(_amd_host(131072, gpus), tmp_path, monkeypatch)
+    assert [(g["name"], g["memory_total_mb"], g["gfx"], g["pci_bus_id"]) for g in found["gpus"]] == [
+        ("AMD Radeon Pro W7900", 49136, "gfx1100", "0000:c5:00.0"), ("Lab Radeon", 16368, "gfx1030", "0000:c6:00.0")]
+    assert not (root / "sys/class/drm/card1/device/product_name").exists()  # a name libdrm knows: PCI ids only
+    assert (root / "sys/class/drm/card2/device/product_name").read_text() == "Lab Radeon\n"
+    assert found["node_class"] == "gpu" and found["npus"] == []  # the base capture's NPU is not declared
+
+
+def test_an_amd_gpu_without_gfx_target_is_missing_from_the_kfd_as_discovery_expects(tmp_path, monkeypatch):
+    gpu = {"name": "Radeon 8060S Graphics", "memory_total_mb": 98304, "gfx": None, "unified_memory": True}
+    _root, found = _discover(_amd_host(131072, [gpu]), tmp_path, monkeypatch)
+    assert found["gpus"][0]["gfx"] is None
+    assert any("KFD topology" in w for w in found["warnings"])
+
+
+@pytest.mark.parametrize(("npu", "generation", "platform"), [
+    ({"vendor": "amd", "driver": "amdxdna", "device_id": "0x17f0"}, "XDNA2", "Strix Halo"),
+    ({"vendor": "amd", "driver": "amdxdna", "device_id": "0x17f0", "platform": "Strix Point"}, "XDNA2", "Strix Point"),
+    ({"vendor": "amd", "driver": "amdxdna", "device_id": "0x1502"}, "XDNA1", "Phoenix/Hawk Point"),
+    ({"vendor": "intel", "driver": "intel_vpu", "device_id": "0x643e"}, "NPU4000", "Lunar Lake"),
+])
+def test_npus_are_synthesised_in_the_captured_accel_layout(npu, generation, platform, tmp_path, monkeypatch):
+    hw = {"schema": 1, "arch": "x86_64", "memory_mb": 32768, "cpu": {"model": "x", "cores": 8}, "accelerator": "none",
+          "gpus": [], "npus": [npu]}
+    _root, found = _discover(hw, tmp_path, monkeypatch)
+    (got,) = found["npus"]
+    assert (got["vendor"], got["driver"], got["device_id"], got["generation"], got["platform"]) == (
+        npu["vendor"], npu["driver"], npu["device_id"], generation, platform)
+    assert found["node_class"] == "npu"
+
+
+@pytest.mark.parametrize(("memory_mb", "cores", "gpu_cores", "usable_mb"), [
+    (24576, 12, 16, 16384), (16384, 10, 10, 10922), (65536, 14, 20, 49152), (131072, 16, 40, 98304),
+])
+def test_apple_silicon_answers_sysctl_and_system_profiler_as_a_mac(memory_mb, cores, gpu_cores, usable_mb, tmp_path, monkeypatch):
+    """Discovery on macOS reads SystemVersion.plist, then asks sysctl and system_profiler; the synthesised
+    answers are the captured Mac's lines with the declared figures."""
+    hw = {"schema": 1, "arch": "aarch64", "memory_mb": memory_mb, "cpu": {"model": "Apple M4 Pro", "cores": cores},
+          "accelerator": "apple", "gpus": [{"vendor": "apple", "name": "Apple M4 Pro", "gpu_cores": gpu_cores,
+                                            "unified_memory": True}], "npus": []}
+    root, found = _discover(hw, tmp_path, monkeypatch)
+    assert found["platform"] == "Darwin" and (found["node_class"], found["accelerator"]) == ("apu", "apple")
+    assert (found["memory_mb"], found["cpu"]["cores"], found["arch"]) == (memory_mb, cores, "aarch64")
+    assert [(g["name"], g["gpu_cores"], g["memory_total_mb"]) for g in found["gpus"]] == [("Apple M4 Pro", gpu_cores, usable_mb)]
+    sysctl = (root / ".fixture/sysctl/out.txt").read_text()
+    assert f"hw.memsize: {memory_mb * 2**20}\n" in sysctl and "hw.machine: arm64\n" in sysctl
+    # the captured P/E split (8 + 4) only where it adds up to the declared cores
+    assert ("hw.perflevel0.physicalcpu: 8" in sysctl) is (cores == 12)
+    assert not found["warnings"]
+
+
+@pytest.mark.parametrize("tool", ["nvidia-smi", "nvpmodel", "system_profiler"])
+def test_node_wrapper_points_a_double_at_the_sysroot(tool):
+    text = lab_fleet.double_wrapper(tool, "/srv/root")
+    assert text.startswith("#!/bin/sh\n") and "PMOVES_FAKE_HARDWARE_DIR:-/srv/root/.fixture" in text
+    assert text.endswith(f'exec /opt/pmoves-lab/bin/{tool} "$@"\n')
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sysctl").exists(), reason="needs Linux's /usr/sbin/sysctl")
+def test_node_sysctl_wrapper_answers_macos_names_and_leaves_linux_names_to_linux(tmp_path, monkeypatch):
+    """The lab's Mac is a Linux container: discovery's sysctl hw.* / machdep.* get the Mac's answers,
+    the node's own roles (ansible.posix.sysctl) keep the real tool."""
+    import subprocess
+
+    hw = {"arch": "aarch64", "memory_mb": 24576, "cpu": {"model": "Apple M4 Pro", "cores": 12}, "accelerator": "apple",
+          "gpus": [{"vendor": "apple", "name": "Apple M4 Pro", "gpu_cores": 16, "unified_memory": True}]}
+    root = tmp_path / "root"
+    lab_fleet.synthesise_sysroot(hw, FIXTURES, root)
+    wrapper = tmp_path / "sysctl"
+    wrapper.write_text(lab_fleet.double_wrapper("sysctl", str(root), doubles=str(DOUBLES)), encoding="utf-8")
+    wrapper.chmod(0o755)
+    monkeypatch.delenv("PMOVES_FAKE_HARDWARE_DIR", raising=False)
+    mac = subprocess.run([str(wrapper), "hw.memsize", "hw.ncpu"], capture_output=True, text=True, check=True)
+    assert mac.stdout == f"hw.memsize: {24576 * 2**20}\nhw.ncpu: 12\n"
+    linux = subprocess.run([str(wrapper), "-n", "kernel.ostype"], capture_output=True, text=True, check=True)
+    assert linux.stdout == "Linux\n"
