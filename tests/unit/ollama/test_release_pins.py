@@ -134,7 +134,7 @@ SELECTION = [
 ]
 
 
-@pytest.mark.parametrize("case, overrides, wanted", SELECTION, ids=[case for case, _, _ in SELECTION])
+@pytest.mark.parametrize("case, overrides, wanted", SELECTION, ids=[row[0] for row in SELECTION])
 def test_the_sha256_the_role_checks_each_asset_against(case, overrides, wanted):
     assert render("{{ __pmoves_ollama_assets }}", **overrides) == list(wanted), case
     expected = render("{{ __pmoves_ollama_expected_checksums }}", **overrides)
