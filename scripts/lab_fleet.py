@@ -53,7 +53,8 @@ OVERLAY_KEYS = frozenset({
     # namespace by tests/unit/mesh/test_host_firewall.py
     "pmoves_base_firewall",
     # package / image sources
-    "pmoves_ollama_archive_src", "pmoves_gateway_wheelhouse", "pmoves_mesh_agent_wheelhouse",
+    "pmoves_ollama_archive_src", "pmoves_ollama_use_pinned_checksums", "pmoves_gateway_wheelhouse",
+    "pmoves_mesh_agent_wheelhouse",
     "pmoves_nvidia_runtime_install", "pmoves_ollama_disk_reserve_mb", "pmoves_ollama_pull_retries",
     # secret generation
     "pmoves_gateway_master_key", "pmoves_gateway_api_key_file", "pmoves_mesh_nats_passwords",
@@ -580,6 +581,8 @@ def overlay_host_vars(record: dict[str, Any], all_hosts: list[str], hub: str | N
         "pmoves_hardware_sysroot": SYSROOT,
         "pmoves_hardware_use_nvml": False,
         "pmoves_ollama_archive_src": f"{repo}/.cache/lab/ollama-release",
+        # the test double is not the published release the role's sha256 pins name
+        "pmoves_ollama_use_pinned_checksums": False,
         "pmoves_ollama_serve_network": True,
         "pmoves_ollama_bind_all": True,
         "pmoves_ollama_disk_reserve_mb": 0,

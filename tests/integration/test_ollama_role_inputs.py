@@ -61,6 +61,25 @@ def test_an_environment_value_that_would_inject_into_the_drop_in_is_refused(tmp_
     assert "Nothing was changed" in result.stdout
 
 
+@pytest.mark.parametrize("checksums, named", [
+    ({"ollama-linux-amd64.tar.zst": "abc123"}, "ollama-linux-amd64.tar.zst"),
+    ({"0.30.10": {"ollama-linux-arm64.tar.zst": "sha256:" + "a" * 64}}, "0.30.10/ollama-linux-arm64.tar.zst"),
+    ({"ollama-linux-amd64.tar.zst": 12345}, "ollama-linux-amd64.tar.zst"),
+])
+def test_a_pin_that_is_not_a_sha256_is_refused(tmp_path, checksums, named):
+    result = run(tmp_path, ["validate.yml"], {"pmoves_ollama_checksums": checksums})
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert "pmoves_ollama_checksums must map asset names" in out, out[-3000:]
+    assert f"not {named}." in out and "Nothing was changed" in out
+
+
+def test_a_well_formed_pin_passes_validation(tmp_path):
+    result = run(tmp_path, ["validate.yml"], {"pmoves_ollama_checksums": {
+        "ollama-linux-amd64.tar.zst": "A" * 64, "0.30.10": {"ollama-linux-arm64.tar.zst": "0" * 64}}})
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def test_prune_without_a_plan_refuses_instead_of_deleting_every_model(tmp_path):
     result = run(tmp_path, ["validate.yml", "wanted.yml", "models.yml"], {"pmoves_ollama_prune": True})
     assert result.returncode != 0
