@@ -95,6 +95,38 @@ def spray(label: str, router: RouterOptions, mode: str, seconds: float, every: f
     return results
 
 
+def inflight(label: str, router: RouterOptions, mode: str, client_timeout: float, workdir: Path,
+             env: dict[str, str] | None = None, delay: float = 1.0, after: float = 2.0) -> dict:
+    """A non-streaming answer under way on node-a (``delay`` s per token) when node-a vanishes ``after`` s in."""
+    import threading
+
+    with VanishingPair(workdir / f"{label}-inflight", router, mode=mode, extra_env=env) as pair:
+        pair.wait_primary()
+        set_token_delay(pair.nodes["node-a"].url, delay)  # node-b answers at once: the retry's cost is its own
+        holder: dict = {}
+        thread = threading.Thread(target=lambda: holder.update(timed_chat(pair.url, timeout=client_timeout)))
+        started = time.monotonic()
+        thread.start()
+        time.sleep(after)
+        pair.vanish()
+        thread.join()
+        result = holder
+        result["after_vanish_s"] = round(time.monotonic() - started - after, 2)
+    print(f"  {label:4} {mode:4} non-stream in flight when node-a vanished {after} s in: {result['seconds']} s status "
+          f"{result['status']} node {result['node']}" + (f" ({result['error'][:120]})" if result["error"] else ""),
+          flush=True)
+    return result
+
+
+def set_token_delay(node_url: str, delay: float) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(f"{node_url}/_test_double/token_delay", data=json.dumps({"seconds": delay}).encode(),
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
 def long_generation(router: RouterOptions, mode: str, workdir: Path, delay: float) -> None:
     """A generation slower than the stream bound (no replica vanished) must still complete, both ways."""
     with VanishingPair(workdir / "long", router, mode=mode, token_delay=delay) as pair:
@@ -114,13 +146,15 @@ def worst(rows: list[dict], client_timeout: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("stop", "drop"), default="stop")
-    parser.add_argument("-n", type=int, default=5, help="requests after the vanish (default 5)")
+    parser.add_argument("-n", type=int, default=5, help="requests after the vanish (default 5; 0: none)")
     parser.add_argument("--client-timeout", type=float, default=60.0, help="seconds a client waits (default 60)")
     parser.add_argument("--knobs", default="{}", help="JSON overrides of the new router knobs")
     parser.add_argument("--env", default="{}", help="JSON environment added to the new knobs' proxy")
     parser.add_argument("--only", choices=("old", "new"), help="measure one set of knobs only")
     parser.add_argument("--spray", type=float, default=0.0, metavar="SECONDS",
                         help="also send a non-streaming request every 0.5 s for SECONDS after the vanish (both knob sets)")
+    parser.add_argument("--inflight", action="store_true",
+                        help="also vanish node-a while a non-streaming answer is under way on it (both knob sets)")
     parser.add_argument("--long", type=float, default=0.0, metavar="DELAY",
                         help="also check a generation with DELAY s per token under the new knobs")
     args = parser.parse_args()
@@ -134,14 +168,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gateway-vanish-") as tmp:
         for label, router in variants.items():
             print(f"{label}: {json.dumps(dataclasses.asdict(router))}", flush=True)
+            if args.n <= 0:
+                continue
             results[label] = run(label, router, args.mode, args.n, args.client_timeout, Path(tmp),
                                  json.loads(args.env) if label == "new" else None)
         if args.spray:
             for label, router in variants.items():
                 spray(label, router, args.mode, args.spray, 0.5, args.client_timeout, Path(tmp),
                       json.loads(args.env) if label == "new" else None)
+        if args.inflight:
+            for label, router in variants.items():
+                inflight(label, router, args.mode, args.client_timeout, Path(tmp),
+                         json.loads(args.env) if label == "new" else None)
         if args.long:
             long_generation(new, args.mode, Path(tmp), args.long)
+    if not results:
+        return 0
     print(f"\nsummary ({args.mode}, {args.n} requests right after node-a vanished, client gives up after "
           f"{args.client_timeout:.0f} s; a request it gave up on counts as {args.client_timeout:.0f} s):")
     for kind in ("non-stream", "stream"):

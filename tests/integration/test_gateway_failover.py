@@ -559,3 +559,67 @@ class VanishingPair:
             process.stop()
         if self.netns is not None:
             self.netns.remove()
+
+
+@pytest.fixture(scope="module", params=["stop", "drop"])
+def vanishing_pair(request, tmp_path_factory):
+    """node-a and node-b serving through the proxy with the role's router defaults; node-a can vanish."""
+    if request.param == "drop" and netns_missing():
+        pytest.skip(f"drop mode: {netns_missing()}")
+    workdir = tmp_path_factory.mktemp(f"gateway-vanish-{request.param}")
+    with VanishingPair(workdir, role_router_options(), mode=request.param) as pair:
+        pair.wait_primary()
+        yield pair
+
+
+def set_token_delay(pair: VanishingPair, seconds: float) -> None:
+    for node in pair.nodes.values():
+        status, body = http("POST", f"{node.url}/_test_double/token_delay", {"seconds": seconds})
+        assert status == 200, body
+
+
+def test_long_answers_outlast_the_stream_bound(vanishing_pair):
+    """A stream is bounded per chunk (stream_timeout), not in total; a non-streaming answer only by `timeout`."""
+    router = role_router_options()
+    set_token_delay(vanishing_pair, 1.0)  # ~9 pieces: about 9 s per answer, past the 4 s stream bound
+    try:
+        for stream in (True, False):
+            result = timed_chat(vanishing_pair.url, stream=stream, timeout=120)
+            assert result["status"] == 200, result
+            assert "You said: which node are you?" in result["content"], result
+            assert result["node"] == "node-a", result  # served by the primary, no failover on a slow answer
+            assert result["seconds"] > router.stream_timeout, result
+    finally:
+        set_token_delay(vanishing_pair, 0.0)
+
+
+def test_requests_are_answered_while_a_replica_has_vanished(vanishing_pair):
+    """node-a vanishes without a reset: each request is answered by node-b; node-a serves again once back.
+
+    Streams are sent at once (the gateway has not noticed yet: stream_timeout bounds the wait, then the retry goes
+    to node-b); non-streaming requests once a health check round has timed out on node-a (a non-streaming request
+    sent to it before that waits `timeout`, docs/reliability.md). The latencies are printed, and each must be under
+    10 s: what a user sees, with room for a loaded machine.
+    """
+    router = role_router_options()
+    pair = vanishing_pair
+    pair.vanish()
+    vanished_at = time.monotonic()
+    measured: dict[str, list[float]] = {"stream": [], "non-stream": []}
+    try:
+        for _ in range(5):
+            result = timed_chat(pair.url, stream=True, timeout=30)
+            assert result["status"] == 200 and result["node"] == "node-b", result
+            measured["stream"].append(result["seconds"])
+        time.sleep(max(0.0, router.health_check_interval + router.health_check_timeout + 3
+                       - (time.monotonic() - vanished_at)))
+        for _ in range(5):
+            result = timed_chat(pair.url, stream=False, timeout=30)
+            assert result["status"] == 200 and result["node"] == "node-b", result
+            measured["non-stream"].append(result["seconds"])
+    finally:
+        pair.come_back()
+    print(f"\n{pair.mode}: latencies with node-a vanished (s): {measured}")
+    assert max(measured["stream"] + measured["non-stream"]) < 10, measured
+    wait_until(lambda: timed_chat(pair.url, timeout=30)["node"] == "node-a", router.cooldown_time + 60,
+               "node-a to serve again once back", interval=1.0)
