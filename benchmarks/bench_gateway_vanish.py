@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -158,6 +159,7 @@ def main() -> int:
     parser.add_argument("--long", type=float, default=0.0, metavar="DELAY",
                         help="also check a generation with DELAY s per token under the new knobs")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # kill PID: the with-blocks still stop what they started
     if args.mode == "drop" and netns_missing():
         parser.error(f"--mode drop: {netns_missing()}")
     new = dataclasses.replace(role_router_options(), **json.loads(args.knobs))

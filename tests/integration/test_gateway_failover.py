@@ -369,8 +369,8 @@ def test_a_primary_that_never_answers_is_skipped(blackhole_gateway):
 # Two healthy replicas, then node-a vanishes without a TCP reset, two ways:
 #   stop - SIGSTOP of its Ollama process: the kernel still completes handshakes into the listen backlog and acks
 #          what is sent, nothing ever answers (a hung node, or one whose Ollama is wedged);
-#   drop - node-a lives in its own network namespace and every packet into it is dropped (nft, policy drop): no
-#          handshake, no ack, no reset (power loss, a cut cable, a partition). Needs root, ip and nft.
+#   drop - node-a lives in its own network namespace and every packet into and out of it is dropped (nft, policy
+#          drop): no handshake, no ack, no reset (power loss, a cut cable, a partition). Needs root, ip and nft.
 # The helpers are shared with benchmarks/bench_gateway_vanish.py.
 
 SILENT_TABLE = "pmoves_silent"
@@ -386,7 +386,7 @@ def netns_missing() -> str | None:
 
 
 class SilentNetns:
-    """A network namespace joined to this one by a veth pair; silence() drops every packet into it."""
+    """A network namespace joined to this one by a veth pair; silence() drops every packet into and out of it."""
 
     def __init__(self, tag: str):
         suffix = f"{os.getpid() % 10000}{tag}"
@@ -416,7 +416,9 @@ class SilentNetns:
                        capture_output=True, text=True, timeout=30)
 
     def silence(self) -> None:
-        self._nft(f"table inet {SILENT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy drop;\n  }}\n}}\n")
+        chains = "".join(f"  chain {hook} {{\n    type filter hook {hook} priority 0; policy drop;\n  }}\n"
+                         for hook in ("input", "output"))
+        self._nft(f"table inet {SILENT_TABLE} {{\n{chains}}}\n")
 
     def restore(self) -> None:
         self._nft(f"delete table inet {SILENT_TABLE}\n")
