@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: how long requests take while one of two replicas has vanished (issue 18), old vs new router knobs.
 
 The real LiteLLM proxy (the pinned lock, the venv tests/integration builds under .cache/venvs) serves one model
@@ -52,7 +51,7 @@ def run(label: str, router: RouterOptions, mode: str, count: int, client_timeout
             pair.vanish()
             vanished_at = time.monotonic()
             rows[kind] = []
-            for _ in range(count):
+            for _request in range(count):
                 sent = round(time.monotonic() - vanished_at, 2)
                 result = timed_chat(pair.url, stream=stream, timeout=client_timeout)
                 result["sent_after_vanish_s"] = sent
@@ -145,7 +144,7 @@ def worst(rows: list[dict], client_timeout: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--mode", choices=("stop", "drop"), default="stop")
     parser.add_argument("-n", type=int, default=5, help="requests after the vanish (default 5; 0: none)")
     parser.add_argument("--client-timeout", type=float, default=60.0, help="seconds a client waits (default 60)")
