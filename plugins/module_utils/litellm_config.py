@@ -22,7 +22,7 @@ What the generated config means (LiteLLM proxy, ``litellm --config``):
   and as written in the catalog;
 * cloud models (seed 003 ``*-CLD-PAY-*``) are extra groups whose keys come from the environment
   (``os.environ/NAME``) and serve as cross-group ``fallbacks`` where the inventory says so;
-* every local replica carries ``litellm_params.stream_timeout`` (a streaming request's connect and wait for each
+* every local chat replica carries ``litellm_params.stream_timeout`` (a streaming request's connect and wait for each
   chunk, the first one included) and, with health checks on, ``model_info.health_check_timeout`` and
   ``health_check_max_tokens``: a replica that vanished without a TCP reset costs a stream at most
   ``stream_timeout`` before the retry on another replica, and is skipped once a health check timed out on it
@@ -153,11 +153,11 @@ def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, s
             "model_info": {"id": f"{name}@{host}", "mode": "embedding" if embedding else "chat",
                            "pmoves_node": host, "pmoves_rank": rank},
         })
-        if stream_timeout > 0 and not embedding:
+        if int(stream_timeout or 0) > 0 and not embedding:
             deployments[-1]["litellm_params"]["stream_timeout"] = int(stream_timeout)
         if health_check_timeout:
             deployments[-1]["model_info"]["health_check_timeout"] = int(health_check_timeout)
-            if health_check_max_tokens > 0 and not embedding:
+            if int(health_check_max_tokens or 0) > 0 and not embedding:
                 deployments[-1]["model_info"]["health_check_max_tokens"] = int(health_check_max_tokens)
     return deployments
 

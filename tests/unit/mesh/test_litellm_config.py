@@ -167,7 +167,10 @@ CLOUD = [CloudModel(name="S-CLD-PAY-gpt-4o-mini", model="openai/gpt-4o-mini", ap
     (RouterOptions(stream_timeout=0, health_check_max_tokens=0), {}, {}),
     # without health checks nothing health-check related is written; the stream bound stays
     (RouterOptions(health_check_interval=0), {"stream_timeout": 4}, {}),
-], ids=["defaults", "custom", "off", "no-health-checks"])
+    # numbers as strings (an inventory written with quotes) are numbers in the config
+    (RouterOptions(stream_timeout="6", health_check_max_tokens="2"), {"stream_timeout": 6, "health_check_max_tokens": 2},
+     {}),
+], ids=["defaults", "custom", "off", "no-health-checks", "strings"])
 def test_stream_bound_and_cheap_health_checks_per_local_replica(router, chat, embedding):
     """issue 18: a stream waits at most stream_timeout on a vanished replica; embeddings and cloud models keep
     LiteLLM's timeouts (their answers are not streamed token by token / not ours to bound)."""
