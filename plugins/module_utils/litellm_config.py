@@ -22,6 +22,11 @@ What the generated config means (LiteLLM proxy, ``litellm --config``):
   and as written in the catalog;
 * cloud models (seed 003 ``*-CLD-PAY-*``) are extra groups whose keys come from the environment
   (``os.environ/NAME``) and serve as cross-group ``fallbacks`` where the inventory says so;
+* every local chat replica carries ``litellm_params.stream_timeout`` (a streaming request's connect and wait for each
+  chunk, the first one included) and, with health checks on, ``model_info.health_check_timeout`` and
+  ``health_check_max_tokens``: a replica that vanished without a TCP reset costs a stream at most
+  ``stream_timeout`` before the retry on another replica, and is skipped once a health check timed out on it
+  (issue 18, docs/reliability.md);
 * ``router_settings`` carries retries, cooldown and Redis (shared cooldown/usage state between
   gateway workers and gateways, seed 002's Redis coordination); ``general_settings`` reads the
   master key from the environment and turns on background health checks.
@@ -60,13 +65,20 @@ class RouterOptions:
     num_retries: int = 3  # attempts after the first failure, each picks a deployment again
     allowed_fails: int = 1  # failures per minute before a deployment is cooled down
     cooldown_time: int = 30  # seconds a failing deployment is skipped
-    timeout: int = 600  # seconds per request to a node (large models are slow)
+    timeout: int = 600  # seconds per request to a node (large models are slow): a non-streaming answer, whole
     retry_after: int = 0  # minimum seconds between retries
-    health_check_interval: int = 10  # seconds between background health checks (0 turns them off)
+    health_check_interval: int = 2  # seconds between background health check rounds (0 turns them off)
     health_check_routing: bool = True  # skip deployments the last health check found down
     # Seconds one health check of a deployment may take before it counts as down (LiteLLM's default is 60: a node
     # that vanished without a TCP reset then stayed "healthy" for a minute and every request waited on it).
-    health_check_timeout: int = 5
+    health_check_timeout: int = 2
+    # Seconds a streaming request to a local replica may wait to connect and for each chunk, the first one included
+    # (0: `timeout` applies), then it is retried on another replica. Bounds the first token of a stream without
+    # cutting a long answer that keeps streaming. LiteLLM gives Ollama one number for connect and read, so a
+    # non-streaming request (its answer comes whole, at the end) has only `timeout`.
+    stream_timeout: int = 4
+    # Tokens a health check of a local chat model asks for (LiteLLM's default is 16): the probe stays cheap.
+    health_check_max_tokens: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,8 +133,13 @@ def _check_url(host: str, url: str) -> str:
 
 
 def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, str],
-                      embedding: bool, health_check_timeout: int | None = None) -> list[dict[str, Any]]:
-    """One deployment per replica, ``order`` = rank in ``placed`` (1 is the primary)."""
+                      embedding: bool, health_check_timeout: int | None = None,
+                      stream_timeout: int = 0, health_check_max_tokens: int = 0) -> list[dict[str, Any]]:
+    """One deployment per replica, ``order`` = rank in ``placed`` (1 is the primary).
+
+    ``stream_timeout`` (> 0) bounds a streaming request's connect and each wait for a chunk on the replica;
+    ``health_check_max_tokens`` (> 0, chat models, with health checks on) caps what a health check generates.
+    """
     deployments = []
     for rank, host in enumerate(hosts, start=1):
         if host not in node_urls:
@@ -136,8 +153,12 @@ def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, s
             "model_info": {"id": f"{name}@{host}", "mode": "embedding" if embedding else "chat",
                            "pmoves_node": host, "pmoves_rank": rank},
         })
+        if int(stream_timeout or 0) > 0 and not embedding:
+            deployments[-1]["litellm_params"]["stream_timeout"] = int(stream_timeout)
         if health_check_timeout:
             deployments[-1]["model_info"]["health_check_timeout"] = int(health_check_timeout)
+            if int(health_check_max_tokens or 0) > 0 and not embedding:
+                deployments[-1]["model_info"]["health_check_max_tokens"] = int(health_check_max_tokens)
     return deployments
 
 
@@ -194,7 +215,9 @@ def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
             continue
         embedding = is_embedding_model(name, entry, inputs.embedding_models)
         model_list += model_deployments(name, hosts, inputs.node_urls, embedding,
-                                        options.health_check_timeout if options.health_check_interval > 0 else None)
+                                        options.health_check_timeout if options.health_check_interval > 0 else None,
+                                        stream_timeout=options.stream_timeout,
+                                        health_check_max_tokens=options.health_check_max_tokens)
         groups.add(name)
         if not embedding:
             local_chat.append(name)

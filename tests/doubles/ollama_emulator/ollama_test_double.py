@@ -34,6 +34,10 @@ Test knobs (environment of ``serve``):
   ``@drop`` to the count to cut the connection instead. Also ``POST /_test_double/fail_pull``.
 * OLLAMA_TEST_DOUBLE_OFFLINE=1  every registry access fails like a host without internet.
 * OLLAMA_TEST_DOUBLE_PULL_DELAY seconds to sleep between progress lines (slow pulls).
+* OLLAMA_TEST_DOUBLE_TOKEN_DELAY seconds per generated piece (slow generation, like a large model): a stream
+  sends a piece every that many seconds, a non-streamed answer comes after all of them (``POST
+  /_test_double/token_delay`` ``{"seconds": S}`` sets it while serving). ``options.num_predict`` caps the pieces
+  (one piece stands for one token), as Ollama caps tokens.
 * ``GET /_test_double/stats`` request counts per ``METHOD /path`` (benchmarks, idempotence tests) and
   ``upstream_bytes`` / ``upstream_by_model``: bytes the pulls fetched from the emulated registry;
   ``POST /_test_double/reset_stats``.
@@ -440,6 +444,7 @@ class Emulator:
         self.loaded: dict[str, dict[str, Any]] = {}
         self.pull_locks: dict[str, threading.Lock] = {}
         self.delay = float(os.environ.get("OLLAMA_TEST_DOUBLE_PULL_DELAY", "0") or 0)
+        self.token_delay = float(os.environ.get("OLLAMA_TEST_DOUBLE_TOKEN_DELAY", "0") or 0)
 
     def count(self, key: str) -> None:
         with self.stats_lock:
@@ -698,6 +703,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", "/_test_double/stats"): self.td_stats,
             ("POST", "/_test_double/reset_stats"): self.td_reset,
             ("POST", "/_test_double/fail_pull"): self.td_fail_pull,
+            ("POST", "/_test_double/token_delay"): self.td_token_delay,
         }
         handler = routes.get((method, path))
         try:
@@ -972,9 +978,14 @@ class Handler(BaseHTTPRequestHandler):
     def respond_tokens(self, body: dict[str, Any], base: dict[str, Any], text: str, shape) -> None:
         pieces = [word + " " for word in text.split(" ")]
         pieces[-1] = pieces[-1].rstrip()
+        limit = (body.get("options") or {}).get("num_predict")
+        if isinstance(limit, int) and limit > 0:  # Ollama's max tokens: one piece stands for one token here
+            pieces = pieces[:limit]
+            text = "".join(pieces)
         stats = {"total_duration": 1_000_000 * len(pieces), "load_duration": 100_000, "prompt_eval_count": 8,
                  "prompt_eval_duration": 200_000, "eval_count": len(pieces), "eval_duration": 700_000 * len(pieces)}
         if body.get("stream", True) is False:
+            time.sleep(self.emu.token_delay * len(pieces))
             done = {**base, **shape(text), "done": True, "done_reason": "stop", **stats}
             if "response" in done:
                 done["context"] = [1, 2, 3]
@@ -982,6 +993,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.start_stream()
         for piece in pieces:
+            time.sleep(self.emu.token_delay)
             self.chunk(dumps({**base, **shape(piece), "done": False}) + b"\n")
         self.chunk(dumps({**base, **shape(""), "done": True, "done_reason": "stop", **stats}) + b"\n")
         self.end_stream()
@@ -1146,6 +1158,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         with self.emu.stats_lock:
             self.emu.fail_pulls[name.display.lower()] = [int(body.get("times", 1)), body.get("mode", "error")]
+        self.send_empty(200)
+
+    def td_token_delay(self) -> None:
+        body = self.json_body()
+        if body is None:
+            return
+        self.emu.token_delay = float(body.get("seconds", 0) or 0)
         self.send_empty(200)
 
 

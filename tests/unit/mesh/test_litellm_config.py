@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
+from ansible_collections.pmoves.fleet.plugins.filter.fleet import litellm_config
 from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import (
     CloudModel,
     GatewayConfigError,
@@ -140,12 +144,62 @@ def test_embedding_detection(name, entry, expected):
 
 
 def test_every_replica_has_a_short_health_check_timeout():
-    """A replica that vanishes without a TCP reset is marked down after 5 s, not LiteLLM's 60 s (issue 18)."""
+    """A replica that vanishes without a TCP reset is marked down after 2 s, not LiteLLM's 60 s (issue 18)."""
     config = _config()
     assert {d["model_info"]["health_check_timeout"] for d in config["model_list"] if "pmoves_node" in d["model_info"]
-            and d["model_info"]["pmoves_node"] != "cloud"} == {5}
-    assert config["general_settings"]["health_check_interval"] == 10
+            and d["model_info"]["pmoves_node"] != "cloud"} == {2}
+    assert config["general_settings"]["health_check_interval"] == 2
     custom = _config(router=RouterOptions(health_check_timeout=3))
     assert {d["model_info"]["health_check_timeout"] for d in custom["model_list"]} == {3}
     off = _config(router=RouterOptions(health_check_interval=0))
     assert all("health_check_timeout" not in d["model_info"] for d in off["model_list"])
+
+
+CLOUD = [CloudModel(name="S-CLD-PAY-gpt-4o-mini", model="openai/gpt-4o-mini", api_key_env="OPENAI_API_KEY")]
+
+
+@pytest.mark.parametrize(("router", "chat", "embedding"), [
+    # defaults: streams bounded to 4 s per chunk, health checks ask for 1 token of chat models
+    (RouterOptions(), {"stream_timeout": 4, "health_check_max_tokens": 1}, {}),
+    (RouterOptions(stream_timeout=10, health_check_max_tokens=3), {"stream_timeout": 10, "health_check_max_tokens": 3},
+     {}),
+    # 0 turns each off: LiteLLM's own behaviour (`timeout` for streams, 16 tokens per check)
+    (RouterOptions(stream_timeout=0, health_check_max_tokens=0), {}, {}),
+    # without health checks nothing health-check related is written; the stream bound stays
+    (RouterOptions(health_check_interval=0), {"stream_timeout": 4}, {}),
+    # numbers as strings (an inventory written with quotes) are numbers in the config
+    (RouterOptions(stream_timeout="6", health_check_max_tokens="2"), {"stream_timeout": 6, "health_check_max_tokens": 2},
+     {}),
+], ids=["defaults", "custom", "off", "no-health-checks", "strings"])
+def test_stream_bound_and_cheap_health_checks_per_local_replica(router, chat, embedding):
+    """issue 18: a stream waits at most stream_timeout on a vanished replica; embeddings and cloud models keep
+    LiteLLM's timeouts (their answers are not streamed token by token / not ours to bound)."""
+    config = _config(router=router, cloud_models=CLOUD)
+    keys = ("stream_timeout", "health_check_max_tokens")
+    for deployment in config["model_list"]:
+        found = {key: value for key, value in {**deployment["litellm_params"], **deployment["model_info"]}.items()
+                 if key in keys}
+        node = deployment["model_info"]["pmoves_node"]
+        expected = {} if node == "cloud" else embedding if deployment["model_info"]["mode"] == "embedding" else chat
+        assert found == expected, deployment
+    assert config["router_settings"]["timeout"] == router.timeout  # non-streaming requests keep the whole-answer bound
+    assert config["litellm_settings"]["request_timeout"] == router.timeout
+
+
+@pytest.mark.parametrize("knobs", [
+    {},
+    {"stream_timeout": 0},
+    {"stream_timeout": 30, "health_check_interval": 5, "health_check_timeout": 4},
+], ids=["role-defaults", "stream-bound-off", "custom"])
+def test_role_router_defaults_pass_the_filter(knobs):
+    """The role's pmoves_gateway_router (extended, never renamed) is accepted by the controller filter."""
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[3] / "roles" / "gateway" / "defaults" / "main.yml")
+                              .read_text())["pmoves_gateway_router"]
+    assert {"routing_strategy", "num_retries", "allowed_fails", "cooldown_time", "timeout", "health_check_interval",
+            "health_check_routing", "health_check_timeout", "stream_timeout", "health_check_max_tokens"} <= set(defaults)
+    router = {**defaults, **knobs}
+    config = litellm_config(PLAN["models"], URLS, router=router)["config"]
+    chat = _deployments(config, "qwen2.5:14b")
+    assert {d["litellm_params"].get("stream_timeout") for d in chat} == {router["stream_timeout"] or None}
+    assert config["general_settings"]["health_check_interval"] == router["health_check_interval"]
+    assert {d["model_info"]["health_check_timeout"] for d in chat} == {router["health_check_timeout"]}

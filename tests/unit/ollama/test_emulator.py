@@ -100,6 +100,31 @@ def test_generation_names_the_serving_node_and_is_deterministic(emulator):
     assert (status, events) == (404, [{"error": "model 'absent-model' not found"}])
 
 
+@pytest.mark.parametrize(("stream", "num_predict", "pieces"), [
+    (False, 1, 1), (True, 1, 1), (True, 3, 3), (False, None, None), (True, 0, None),
+], ids=["whole-1", "stream-1", "stream-3", "whole-uncapped", "stream-0-is-no-cap"])
+def test_num_predict_caps_the_pieces_and_token_delay_slows_them(emulator, stream, num_predict, pieces):
+    """Gateway tests rely on both: LiteLLM's health check asks for few tokens (num_predict), slow answers
+    stand for large models (token delay per piece, settable while serving)."""
+    emulator.post("/api/pull", {"model": "tinyllama", "stream": False})
+    body = {"model": "tinyllama", "messages": [{"role": "user", "content": "ping pong"}], "stream": stream}
+    if num_predict is not None:
+        body["options"] = {"num_predict": num_predict}
+    full = emulator.post("/api/chat", {**body, "stream": False, "options": {}})["message"]["content"]
+    status, lines = raw_request(emulator.url + "/api/chat", "POST", body)
+    assert status == 200 and lines[-1]["done"] is True
+    text = "".join(line["message"]["content"] for line in lines)
+    if pieces is None:
+        assert text == full
+    else:
+        assert text.split() == full.split()[:pieces]
+    emulator.post("/_test_double/token_delay", {"seconds": 0.05})
+    try:
+        assert emulator.emulator.token_delay == 0.05
+    finally:
+        emulator.post("/_test_double/token_delay", {"seconds": 0})
+
+
 def test_embeddings_are_deterministic_unit_vectors(emulator):
     emulator.post("/api/pull", {"model": "nomic-embed-text", "stream": False})
     one = emulator.post("/api/embed", {"model": "nomic-embed-text", "input": ["a", "b"]})["embeddings"]
