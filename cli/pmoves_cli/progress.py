@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 OLLAMA_MODEL_ACTIONS = frozenset({"pmoves.fleet.ollama_model", "ollama_model"})
@@ -24,6 +26,8 @@ class HostProgress:
     models_done: list[str] = field(default_factory=list)
     model_pulling: str | None = None
     last_error: str = ""
+    # The node's pull progress as the ollama_model action plugin last copied it (pull_progress schema 1 models).
+    pulls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -112,6 +116,24 @@ class RunProgress:
         if kind == "runner_on_start" and action in OLLAMA_MODEL_ACTIONS:
             host.model_pulling = str(data.get("task_args") or "").strip() or host.task
 
+    def load_pulls(self, directory: str | Path | None) -> RunProgress:
+        """Take the pull progress files (one per host) the ollama_model action plugin writes there."""
+        if not directory:
+            return self
+        from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import parse_snapshot
+
+        for path in sorted(Path(directory).glob("*.json")):
+            try:
+                text = path.read_text(encoding="utf-8")
+                record = json.loads(text)
+            except (OSError, ValueError):
+                continue  # a file being replaced: the next refresh reads it
+            snapshot = parse_snapshot(text)
+            if snapshot is None or not isinstance(record, dict) or not isinstance(record.get("host"), str):
+                continue
+            self.host(record["host"]).pulls = snapshot["models"]
+        return self
+
     def recap(self) -> dict[str, dict[str, int]]:
         """PLAY RECAP numbers per host (from the final stats, else from the events)."""
         if self.stats:
@@ -132,3 +154,30 @@ def _model_of(result: dict[str, Any]) -> str | None:
     if isinstance(item, dict) and item.get("name"):
         return str(item["name"])
     return None
+
+
+def pull_text(host: HostProgress) -> str:
+    """The host's pulls that are not finished, one phrase each: ``llama3:8b pulling 1.2 GB/4.7 GB 25% 3.1 MB/s``."""
+    from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import describe_model
+
+    return "; ".join(describe_model(entry) for entry in host.pulls if entry.get("state") not in ("done",))
+
+
+def host_line(host: HostProgress) -> str:
+    """One host on one plain line (the view when stdout is not a terminal)."""
+    now = host.task if host.status == "running" else host.last_error
+    line = (f"{host.name} {host.status} ok={host.ok} changed={host.changed} failed={host.failed + host.unreachable}"
+            + (f" | {now[:80]}" if now else ""))
+    pulls = pull_text(host)
+    return line + (f" | pull: {pulls}" if pulls else "")
+
+
+def changed_lines(progress: RunProgress, shown: dict[str, str]) -> list[str]:
+    """The host lines that differ from what was printed last (``shown`` is updated)."""
+    lines = []
+    for name in sorted(progress.hosts):
+        line = host_line(progress.hosts[name])
+        if shown.get(name) != line:
+            shown[name] = line
+            lines.append(line)
+    return lines
