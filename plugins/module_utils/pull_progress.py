@@ -180,8 +180,8 @@ class ProgressFile:
 
     def finish(self, name: str, failed: bool = False) -> None:
         """The model's pull ended (done or failed): written at once."""
-        entry = self._models.setdefault(name, {"name": name, "status": "", "completed": 0, "total": 0,
-                                              "rate_bps": None, "attempt": 1})
+        blank = {"name": name, "status": "", "completed": 0, "total": 0, "rate_bps": None, "attempt": 1}
+        entry = self._models.setdefault(name, blank)
         entry["state"] = "failed" if failed else "done"
         if not failed and entry["total"]:
             entry["completed"] = entry["total"]

@@ -134,8 +134,8 @@ def test_machine_readable_stdout(monkeypatch, env, outer, json_out):
     assert machine_readable_stdout(env) is json_out
 
 
-@pytest.mark.parametrize(("failed", "state", "completed"), [(False, "done", 4_700_000_000),
-                                                             (True, "failed", 1_200_000_000)])
+@pytest.mark.parametrize(("failed", "state", "completed"), [
+    (False, "done", 4_700_000_000), (True, "failed", 1_200_000_000)])
 def test_the_last_snapshot_is_closed_with_the_task(failed, state, completed):
     snapshot = {"schema": 1, "updated": 1.0, "models": [pulling(), pulling("other:1", 5, 5, "done")]}
     closed = finished(snapshot, failed)
