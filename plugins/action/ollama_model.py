@@ -104,11 +104,14 @@ class ActionModule(NormalAction):
         remote_path = f"/tmp/.pmoves-pull-progress-{uuid.uuid4().hex}.json"
         self._task.args = dict(self._task.args, progress_file=remote_path)
         task_name = self._task.get_name()
-        # A copy of the connection: the module's own command keeps the original's state to itself.
-        connection = copy.copy(self._connection)
+        copies: list[Any] = []
 
         def read() -> str | None:
-            rc, out, _err = connection.exec_command(f"cat {shlex.quote(remote_path)}", sudoable=False)
+            # A copy of the connection, taken at the first read (the module's command has connected it by then):
+            # the module's own command keeps the original's per-command state to itself.
+            if not copies:
+                copies.append(copy.copy(self._connection))
+            rc, out, _err = copies[0].exec_command(f"cat {shlex.quote(remote_path)}", sudoable=False)
             return out.decode("utf-8", "replace") if rc == 0 else None
 
         def sink(snapshot: dict[str, Any]) -> None:
