@@ -173,9 +173,10 @@ class ProgressFile:
         entry = self._models.get(name)
         state = state_of(status, success)
         changed_state = entry is None or entry["state"] != state
+        rate = window_rate(samples, self._window)
         self._models[name] = {"name": name, "state": state, "status": str(status or "")[:100],
                               "completed": int(completed), "total": int(total),
-                              "rate_bps": window_rate(samples, self._window), "attempt": int(attempt)}
+                              "rate_bps": None if rate is None else round(rate, 1), "attempt": int(attempt)}
         self._flush(now, force=changed_state)
 
     def finish(self, name: str, failed: bool = False) -> None:
