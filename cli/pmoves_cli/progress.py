@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+STALLED_AFTER_S = 15.0  # a pull whose bytes have not moved this long says so
 OLLAMA_MODEL_ACTIONS = frozenset({"pmoves.fleet.ollama_model", "ollama_model"})
 FLEET_PLAN_ACTIONS = frozenset({"pmoves.fleet.fleet_plan", "fleet_plan"})
 
@@ -28,6 +30,7 @@ class HostProgress:
     last_error: str = ""
     # The node's pull progress as the ollama_model action plugin last copied it (pull_progress schema 1 models).
     pulls: list[dict[str, Any]] = field(default_factory=list)
+    pull_stalled_s: float = 0.0  # seconds since the pull progress last moved, once that is STALLED_AFTER_S or more
 
     @property
     def status(self) -> str:
@@ -116,8 +119,13 @@ class RunProgress:
         if kind == "runner_on_start" and action in OLLAMA_MODEL_ACTIONS:
             host.model_pulling = str(data.get("task_args") or "").strip() or host.task
 
-    def load_pulls(self, directory: str | Path | None) -> RunProgress:
-        """Take the pull progress files (one per host) the ollama_model action plugin writes there."""
+    def load_pulls(self, directory: str | Path | None, now: float | None = None) -> RunProgress:
+        """Take the pull progress files (one per host) the ollama_model action plugin writes there.
+
+        The plugin rewrites a host's file only when the node's progress changed, so the file's ``updated``
+        (the controller's clock, like ``now``) says how long the bytes have not moved.
+        """
+        now = time.time() if now is None else now
         if not directory:
             return self
         from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import parse_snapshot
@@ -131,7 +139,11 @@ class RunProgress:
             snapshot = parse_snapshot(text)
             if snapshot is None or not isinstance(record, dict) or not isinstance(record.get("host"), str):
                 continue
-            self.host(record["host"]).pulls = snapshot["models"]
+            host = self.host(record["host"])
+            host.pulls = snapshot["models"]
+            updated = record.get("updated")
+            age = now - updated if isinstance(updated, (int, float)) else 0.0
+            host.pull_stalled_s = age if age >= STALLED_AFTER_S else 0.0
         return self
 
     def recap(self) -> dict[str, dict[str, int]]:
@@ -160,7 +172,10 @@ def pull_text(host: HostProgress) -> str:
     """The host's pulls that are not finished, one phrase each: ``llama3:8b pulling 1.2 GB/4.7 GB 25% 3.1 MB/s``."""
     from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import describe_model
 
-    return "; ".join(describe_model(entry) for entry in host.pulls if entry.get("state") not in ("done",))
+    text = "; ".join(describe_model(entry) for entry in host.pulls if entry.get("state") not in ("done",))
+    if text and host.pull_stalled_s and any(entry.get("state") == "pulling" for entry in host.pulls):
+        text += f" (no progress for {host.pull_stalled_s:.0f} s)"
+    return text
 
 
 def host_line(host: HostProgress) -> str:

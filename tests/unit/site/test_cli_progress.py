@@ -66,7 +66,7 @@ def test_pull_files_reach_their_hosts_and_junk_is_skipped(tmp_path):
     write_host_file(tmp_path, "node-b", [pulling("qwen2.5:0.5b", 10, 10, "done")])
     (tmp_path / "torn.json").write_text('{"schema": 1, "host": "x", "mod')
     (tmp_path / "nohost.json").write_text(json.dumps({"schema": 1, "models": [pulling()]}))
-    progress = RunProgress().load_pulls(tmp_path)
+    progress = RunProgress().load_pulls(tmp_path, now=2.0)
     assert sorted(progress.hosts) == ["node-a", "node-b"]
     assert pull_text(progress.hosts["node-a"]) == "llama3:8b pulling 1.2 GB/4.7 GB 25% 35.0 MB/s"
     assert pull_text(progress.hosts["node-b"]) == ""  # done: the models column lists it once the task is ok
@@ -89,7 +89,17 @@ def test_host_line(tmp_path, events, models, line):
     for item in events:
         progress.feed(item)
     write_host_file(tmp_path, "node-a", models)
-    assert host_line(progress.load_pulls(tmp_path).hosts["node-a"]) == line
+    assert host_line(progress.load_pulls(tmp_path, now=3.0).hosts["node-a"]) == line
+
+
+@pytest.mark.parametrize(("now", "state", "suffix"), [
+    (2.0, "pulling", ""), (16.9, "pulling", ""), (17.0, "pulling", " (no progress for 15 s)"),
+    (62.4, "pulling", " (no progress for 60 s)"), (100.0, "verifying", "")])
+def test_a_pull_whose_bytes_do_not_move_says_so(tmp_path, now, state, suffix):
+    write_host_file(tmp_path, "node-a", [pulling(state=state)])  # written at 2.0 on the controller's clock
+    text = pull_text(RunProgress().load_pulls(tmp_path, now=now).hosts["node-a"])
+    assert text.startswith(f"llama3:8b {state}")
+    assert text.endswith(suffix) and text.count("no progress") == (1 if suffix else 0)
 
 
 def test_plain_lines_only_for_hosts_that_changed(tmp_path):
@@ -99,7 +109,7 @@ def test_plain_lines_only_for_hosts_that_changed(tmp_path):
     assert [line.split()[0] for line in changed_lines(progress, shown)] == ["node-a", "node-b"]
     assert changed_lines(progress, shown) == []
     write_host_file(tmp_path, "node-b", [pulling()])
-    assert [line.split()[0] for line in changed_lines(progress.load_pulls(tmp_path), shown)] == ["node-b"]
+    assert [line.split()[0] for line in changed_lines(progress.load_pulls(tmp_path, now=2.0), shown)] == ["node-b"]
 
 
 def test_the_live_table_gets_a_pull_column_while_a_host_pulls(tmp_path):
@@ -116,7 +126,7 @@ def test_the_live_table_gets_a_pull_column_while_a_host_pulls(tmp_path):
 
     assert "pull" not in text().split("\n")[2]
     write_host_file(tmp_path, "node-a", [pulling()])
-    progress.load_pulls(tmp_path)
+    progress.load_pulls(tmp_path, now=2.0)
     table = text()
     assert "llama3:8b pulling 1.2 GB/4.7 GB 25% 35.0 MB/s" in table
     row = next(line for line in table.splitlines() if "node-a" in line)
