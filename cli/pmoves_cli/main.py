@@ -13,11 +13,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from .commands import PLAYBOOKS, Invocation, build_invocation, is_host_list
-from .progress import RunProgress
+from .progress import RunProgress, changed_lines
+
+PROGRESS_DIR_ENV = "PMOVES_PROGRESS_DIR"  # read by the ollama_model action plugin (plugins/action/ollama_model.py)
+PROGRESS_LINES_EVERY_S = 5.0
 
 
 def find_repo(start: Path | None = None) -> Path:
@@ -46,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("-v", "--verbose", action="count", default=0)
         cmd.add_argument("--artifacts-dir", help="where plan.json and report.html go (default artifacts/)")
         cmd.add_argument("--no-live", action="store_true", help="plain ansible output instead of the live table")
+        cmd.add_argument("--progress", action="store_true",
+                         help="when stdout is not a terminal: ansible's output plus a plain line per host whose "
+                              "state or model pull changed (every 5 s); on a terminal the live table shows it anyway")
         cmd.add_argument("--dry-run", action="store_true", help="print the ansible-playbook command only")
         if name == "lab":
             cmd.add_argument("--down", action="store_true", help="remove the lab (make lab-down)")
@@ -79,37 +86,85 @@ def outcome_problem(rc: int, progress: RunProgress, inventory: str) -> str | Non
     return None
 
 
-def run_playbook(invocation: Invocation, repo: Path, live: bool, title: str) -> tuple[int, RunProgress]:
+def use_collection(repo: Path) -> None:
+    """Make the checkout's module_utils importable (the report summary and the pull progress use them)."""
+    collections = str(repo / "collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
+
+
+def machine_readable_stdout(env: dict[str, str]) -> bool:
+    """True when ansible prints JSON (json, ansible.posix.json/jsonl stdout callbacks): no lines of ours in it."""
+    name = env.get("ANSIBLE_STDOUT_CALLBACK") or os.environ.get("ANSIBLE_STDOUT_CALLBACK") or ""
+    return "json" in name.rsplit(".", 1)[-1]
+
+
+def print_progress_lines(progress: RunProgress, shown: dict[str, str], directory: str) -> None:
+    for line in changed_lines(progress.load_pulls(directory), shown):
+        print(f"pmoves progress: {line}", flush=True)
+
+
+def run_playbook(invocation: Invocation, repo: Path, live: bool, title: str, progress_lines: bool = False,
+                 lines_every_s: float = PROGRESS_LINES_EVERY_S) -> tuple[int, RunProgress]:
+    """Run through ansible-runner: the live table (``live``), or ansible's output plus plain progress lines."""
     import ansible_runner  # heavy import: only when running
 
+    use_collection(repo)
     progress = RunProgress()
+    lock = threading.Lock()  # events arrive in the runner's thread, the view refreshes in its own
     # The inventory goes on the command line as the absolute path build_invocation made of it:
     # ansible-runner would take a string it cannot find under its own directory for inventory text.
     inventory = ["-i", invocation.inventory] if invocation.inventory else []
     with tempfile.TemporaryDirectory(prefix="pmoves-runner-") as private:
+        env = dict(invocation.env)
+        pulls_dir = ""
+        if live or progress_lines:
+            # Model pulls report their bytes here (plugins/action/ollama_model.py); nothing is polled without it.
+            pulls_dir = os.path.join(private, "pull-progress")
+            os.mkdir(pulls_dir)
+            env[PROGRESS_DIR_ENV] = pulls_dir
         kwargs = {"private_data_dir": private, "project_dir": str(repo), "playbook": invocation.playbook,
                   "inventory": [], "cmdline": shlex.join(inventory + invocation.args),
-                  "envvars": invocation.env, "quiet": live, "suppress_env_files": True}
-        if not live:
-            def collect(event: dict[str, Any]) -> bool:
-                progress.feed(event)
-                return True
+                  "envvars": env, "quiet": live, "suppress_env_files": True}
 
-            runner = ansible_runner.run(event_handler=collect, **kwargs)
+        def collect(event: dict[str, Any]) -> bool:
+            with lock:
+                progress.feed(event)
+            return True
+
+        if not live:
+            shown: dict[str, str] = {}
+            done = threading.Event()
+
+            def tick() -> None:
+                while not done.wait(lines_every_s):
+                    with lock:
+                        print_progress_lines(progress, shown, pulls_dir)
+
+            ticker = threading.Thread(target=tick, name="pmoves-progress-lines", daemon=True)
+            if progress_lines:
+                ticker.start()
+            try:
+                runner = ansible_runner.run(event_handler=collect, **kwargs)
+            finally:
+                done.set()
+            if progress_lines:
+                ticker.join()
+                with lock:
+                    print_progress_lines(progress, shown, pulls_dir)
             return runner.rc, progress
         from rich.console import Console
         from rich.live import Live
 
         from .ui import render
 
-        console = Console()
-        with Live(render(progress, title), console=console, refresh_per_second=4) as view:
-            def handler(event: dict[str, Any]) -> bool:
-                progress.feed(event)
-                view.update(render(progress, title))
-                return True
+        def current() -> Any:
+            with lock:
+                return render(progress.load_pulls(pulls_dir), title)
 
-            runner = ansible_runner.run(event_handler=handler, **kwargs)
+        console = Console()
+        with Live(console=console, refresh_per_second=4, get_renderable=current):
+            runner = ansible_runner.run(event_handler=collect, **kwargs)
         return runner.rc, progress
 
 
@@ -122,7 +177,7 @@ def print_report_summary(repo: Path, artifacts: Path) -> None:
     report_json = artifacts / "report.json"
     if not report_json.is_file():
         return
-    sys.path.insert(0, str(repo / "collections"))
+    use_collection(repo)
     from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_report import render_terminal
 
     print(render_terminal(json.loads(report_json.read_text())))
@@ -161,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return rc
     live = sys.stdout.isatty() and not options.no_live
-    rc, progress = run_playbook(invocation, repo, live, f"pmoves {options.command}")
+    progress_lines = options.progress and not live and not machine_readable_stdout(invocation.env)
+    if options.progress and not live and not progress_lines:
+        print("pmoves: --progress prints no lines into the JSON output of ansible's stdout callback", file=sys.stderr)
+    rc, progress = run_playbook(invocation, repo, live, f"pmoves {options.command}", progress_lines=progress_lines)
     if live:
         print_recap(progress)
     problem = outcome_problem(rc, progress, inventory_label(invocation, repo))

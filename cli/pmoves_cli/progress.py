@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+STALLED_AFTER_S = 15.0  # a pull whose bytes have not moved this long says so
 OLLAMA_MODEL_ACTIONS = frozenset({"pmoves.fleet.ollama_model", "ollama_model"})
 FLEET_PLAN_ACTIONS = frozenset({"pmoves.fleet.fleet_plan", "fleet_plan"})
 
@@ -24,6 +28,9 @@ class HostProgress:
     models_done: list[str] = field(default_factory=list)
     model_pulling: str | None = None
     last_error: str = ""
+    # The node's pull progress as the ollama_model action plugin last copied it (pull_progress schema 1 models).
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    pull_stalled_s: float = 0.0  # seconds since the pull progress last moved, once that is STALLED_AFTER_S or more
 
     @property
     def status(self) -> str:
@@ -112,6 +119,33 @@ class RunProgress:
         if kind == "runner_on_start" and action in OLLAMA_MODEL_ACTIONS:
             host.model_pulling = str(data.get("task_args") or "").strip() or host.task
 
+    def load_pulls(self, directory: str | Path | None, now: float | None = None) -> RunProgress:
+        """Take the pull progress files (one per host) the ollama_model action plugin writes there.
+
+        The plugin rewrites a host's file only when the node's progress changed, so the file's ``updated``
+        (the controller's clock, like ``now``) says how long the bytes have not moved.
+        """
+        now = time.time() if now is None else now
+        if not directory:
+            return self
+        from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import parse_snapshot
+
+        for path in sorted(Path(directory).glob("*.json")):
+            try:
+                text = path.read_text(encoding="utf-8")
+                record = json.loads(text)
+            except (OSError, ValueError):
+                continue  # a file being replaced: the next refresh reads it
+            snapshot = parse_snapshot(text)
+            if snapshot is None or not isinstance(record, dict) or not isinstance(record.get("host"), str):
+                continue
+            host = self.host(record["host"])
+            host.pulls = snapshot["models"]
+            updated = record.get("updated")
+            age = now - updated if isinstance(updated, (int, float)) else 0.0
+            host.pull_stalled_s = age if age >= STALLED_AFTER_S else 0.0
+        return self
+
     def recap(self) -> dict[str, dict[str, int]]:
         """PLAY RECAP numbers per host (from the final stats, else from the events)."""
         if self.stats:
@@ -132,3 +166,33 @@ def _model_of(result: dict[str, Any]) -> str | None:
     if isinstance(item, dict) and item.get("name"):
         return str(item["name"])
     return None
+
+
+def pull_text(host: HostProgress) -> str:
+    """The host's pulls that are not finished, one phrase each: ``llama3:8b pulling 1.2 GB/4.7 GB 25% 3.1 MB/s``."""
+    from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import describe_model
+
+    text = "; ".join(describe_model(entry) for entry in host.pulls if entry.get("state") not in ("done",))
+    if text and host.pull_stalled_s and any(entry.get("state") == "pulling" for entry in host.pulls):
+        text += f" (no progress for {host.pull_stalled_s:.0f} s)"
+    return text
+
+
+def host_line(host: HostProgress) -> str:
+    """One host on one plain line (the view when stdout is not a terminal)."""
+    now = host.task if host.status == "running" else host.last_error
+    line = (f"{host.name} {host.status} ok={host.ok} changed={host.changed} failed={host.failed + host.unreachable}"
+            + (f" | {now[:80]}" if now else ""))
+    pulls = pull_text(host)
+    return line + (f" | pull: {pulls}" if pulls else "")
+
+
+def changed_lines(progress: RunProgress, shown: dict[str, str]) -> list[str]:
+    """The host lines that differ from what was printed last (``shown`` is updated)."""
+    lines = []
+    for name in sorted(progress.hosts):
+        line = host_line(progress.hosts[name])
+        if shown.get(name) != line:
+            shown[name] = line
+            lines.append(line)
+    return lines

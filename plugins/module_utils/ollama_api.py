@@ -19,6 +19,7 @@ client, a clock and a free-space probe as arguments so unit tests drive it witho
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -509,6 +510,9 @@ class ModelRequest:
     # Overall seconds a pull may take, retries included (None or 0: no limit). The per-read
     # timeout is the client's.
     pull_timeout: float | None = None
+    # Called with (name, attempt number, PullProgress of this attempt) after every line of the pull
+    # stream (the progress view's pull_progress.ProgressFile); None: nothing is reported.
+    on_progress: Callable[[str, int, PullProgress], None] | None = None
 
 
 @dataclass
@@ -555,7 +559,8 @@ def room_check(models_dir: str, reserve_bytes: int, name: str,
 
 def pull_once(client: OllamaClient, name: str, check: Callable[[int], None] | None,
               timeout: float | None = None, deadline: float | None = None,
-              pull_timeout: float | None = None) -> PullProgress:
+              pull_timeout: float | None = None,
+              on_progress: Callable[[PullProgress], None] | None = None) -> PullProgress:
     """One streamed pull; ``deadline`` (a ``client.clock()`` value) ends it, naming the bytes done."""
     progress = PullProgress()
     stream = client.pull_stream(name, timeout=timeout, deadline=deadline)
@@ -563,6 +568,8 @@ def pull_once(client: OllamaClient, name: str, check: Callable[[int], None] | No
         for event in stream:
             if progress.feed(event) and check is not None:
                 check(progress.bytes_needed)
+            if on_progress is not None:
+                on_progress(progress)
     except OllamaError as exc:
         if exc.kind != "deadline":
             raise
@@ -592,7 +599,9 @@ def pull_with_retries(client: OllamaClient, request: ModelRequest, result: Model
     for attempt in range(1, attempts + 1):
         result.attempts = attempt
         try:
-            progress = pull_once(client, request.name, check, deadline=deadline, pull_timeout=request.pull_timeout)
+            report = functools.partial(request.on_progress, request.name, attempt) if request.on_progress else None
+            progress = pull_once(client, request.name, check, deadline=deadline, pull_timeout=request.pull_timeout,
+                                 on_progress=report)
         except OllamaError as exc:
             if not exc.transient:
                 raise

@@ -101,6 +101,15 @@ options:
       - Space in MiB that must stay free under I(models_dir) after the pull.
     type: int
     default: 0
+  progress_file:
+    description:
+      - When set, the pull writes its progress (model name, bytes completed and total, rate, state; no secrets)
+        to this JSON file, replaced atomically at most once a second, and removes it when the task ends.
+      - The C(pmoves apply) progress view sets it (through the action plugin of this module) only while the view is
+        on; see C(docs/progress.md). The directory must exist. A file that cannot be written only turns the progress
+        off (with a warning); the pull goes on.
+    type: path
+    version_added: "0.3.0"
 extends_documentation_fragment:
   - pmoves.fleet.attributes
 attributes:
@@ -206,6 +215,7 @@ from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_api import (
     OllamaError,
     ensure_model,
 )
+from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import ProgressFile
 
 
 def main() -> None:
@@ -223,6 +233,7 @@ def main() -> None:
             "retry_delay": {"type": "float", "default": 2},
             "models_dir": {"type": "path"},
             "disk_reserve_mb": {"type": "int", "default": 0},
+            "progress_file": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -244,10 +255,21 @@ def main() -> None:
         disk_reserve_mb=max(0, params["disk_reserve_mb"]),
         pull_timeout=params["pull_timeout"] or None,
     )
+    progress = ProgressFile(params["progress_file"]) if params["progress_file"] and not module.check_mode else None
+    if progress is not None:
+        request.on_progress = lambda name, attempt, pull: progress.update(
+            name, sum(layer.completed for layer in pull.layers.values()), pull.total_bytes,
+            pull.statuses[-1] if pull.statuses else "", attempt, pull.success)
     try:
         result = ensure_model(client, request, module.check_mode)
     except (OllamaError, ValueError) as exc:
+        if progress is not None:
+            progress.remove()
         module.fail_json(msg=str(exc), url=getattr(exc, "url", None), api_calls=dict(client.calls))
+    if progress is not None:
+        progress.remove()
+        if progress.error:
+            result.warnings.append(progress.error)
     for warning in result.warnings:
         module.warn(warning)
     output = {
