@@ -347,7 +347,12 @@ import json
 plan = json.load(open("artifacts/plan.json"))
 chat = [m for m, e in sorted(plan.get("models", {}).items()) if e.get("placed") and e.get("kind") != "embedding"]
 print(chat[0] if chat else "")' 2>/dev/null || true)
-  [[ -n $model ]] || die "no chat model was placed (see artifacts/plan.json)"
+  if [[ -z $model ]]; then
+    # A fleet without Ollama models (seed 004's workstation: its LLM runs as a compose service) has nothing to ask
+    # the gateway; its services are checked by the lab tests. Say so instead of failing a converged lab.
+    log "no chat model is placed in this fleet (artifacts/plan.json): not asking the gateway"
+    return 0
+  fi
   key=$(cat "$ARTIFACTS/lab-api-key")
   log "asking the gateway (http://127.0.0.1:$GATEWAY_PORT) with model $model"
   for _ in $(seq 1 30); do
