@@ -10,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import (
     GPU_ASSIGNMENTS_FILE,
     GPU_OVERRIDE_FILE,
+    STALE_FILES,
     RenderError,
     RenderOptions,
     render_project,
@@ -37,7 +38,7 @@ def compose_project(node: dict, host: str, catalog: list, hardware: dict, class_
     if project.gpu_assignments is not None:
         files.append({"path": GPU_ASSIGNMENTS_FILE, "content": project.gpu_assignments})
     return {"main_file": project.main_file, "compose_files": project.compose_files, "files": files,
-            "profiles": project.profiles, "warnings": project.warnings,
+            "profiles": project.profiles, "warnings": project.warnings, "stale_files": list(STALE_FILES),
             "services": list(project.compose["services"])}
 
 

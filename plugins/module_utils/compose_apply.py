@@ -371,6 +371,9 @@ class ComposeProject:
     clock: Callable[[], float] = time.monotonic
     probe: Callable[[str, str], tuple[bool, str]] = probe_once
     events: list[str] = field(default_factory=list)
+    # Files an earlier release wrote and this one no longer does (the root-level GPU override before it
+    # moved under config/): removed after a successful apply when still ours, see stale().
+    stale_files: list[str] = field(default_factory=list)
 
     # ---- rendering of the final files (hash labels injected)
     def __post_init__(self) -> None:
@@ -526,6 +529,30 @@ class ComposeProject:
         changes = plan_changes(order, desired, containers, dependents if self.engine.kind == "podman" else None)
         return texts, before, changes, order
 
+    def stale(self) -> tuple[list[str], list[str]]:
+        """(stale files that are ours, stale files kept because they were edited since we wrote them).
+
+        A stale file is ours when it is byte-identical to its ``.last-good`` copy (only this module
+        writes those); a file written by someone else, or edited since, is kept and reported.
+        """
+        ours, kept = [], []
+        for rel in self.stale_files:
+            if rel in self.documents:
+                continue
+            text = _read(self.path(rel))
+            if text is None:
+                continue
+            (ours if _read(self.path(rel) + LAST_GOOD_SUFFIX) == text else kept).append(rel)
+        return ours, kept
+
+    def remove_stale(self) -> tuple[list[str], list[str]]:
+        ours, kept = self.stale()
+        for rel in ours:
+            for path in (self.path(rel), self.path(rel) + LAST_GOOD_SUFFIX):
+                if os.path.exists(path):
+                    os.unlink(path)
+        return ours, kept
+
     def apply(self) -> dict[str, Any]:
         texts, before, changes, order = self.plan()
         changed_files = sorted(rel for rel, text in texts.items() if before[rel] != text)
@@ -547,9 +574,13 @@ class ComposeProject:
             ) from exc
         self._remove(changes.remove)
         self.save_last_good(texts)
+        # Only after a good apply: until then the rollback may still need the old files.
+        stale_removed, stale_kept = self.remove_stale()
         return {
-            "changed": bool(changed_files or changes.recreate or changes.remove),
+            "changed": bool(changed_files or changes.recreate or changes.remove or stale_removed),
             "files_changed": changed_files,
+            "stale_removed": stale_removed,
+            "stale_kept": stale_kept,
             "recreated": list(changes.recreate),
             "reasons": changes.recreate,
             "unchanged": changes.unchanged,

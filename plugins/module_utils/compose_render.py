@@ -11,12 +11,16 @@ Files of a project:
 
 * ``docker-compose.yml`` (x86_64) or ``docker-compose.arm64.yml`` (aarch64): the services
   planned for the node, image per architecture, profiles, env files, ports, ordering, health.
-* ``docker-compose.gpu-override.yml``: the GPU pinning of seed 004; one
+* ``config/docker-compose.gpu-override.yml``: the GPU pinning of seed 004; one
   ``deploy.resources.reservations.devices`` entry per GPU service (driver nvidia,
   ``device_ids`` from the plan, capabilities [gpu]; ``count`` is never combined with
   ``device_ids``). Jetson services get ``count: all`` (one integrated GPU, no ids).
 * ``config/gpu-assignments.yml``: the human-readable assignment table of seed 004, without
   a ``generated_at`` timestamp so that it stays deterministic.
+
+Releases before the seed-004 layout wrote the override at the project root
+(:data:`LEGACY_GPU_OVERRIDE_FILE`); :data:`STALE_FILES` names it so that the apply removes it
+when it is still ours.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ __all__ = [
     "DEFAULT_CLASS_DEFAULTS",
     "GPU_ASSIGNMENTS_FILE",
     "GPU_OVERRIDE_FILE",
+    "LEGACY_GPU_OVERRIDE_FILE",
+    "STALE_FILES",
     "RenderError",
     "RenderOptions",
     "RenderedProject",
@@ -46,8 +52,11 @@ __all__ = [
 ]
 
 CONFIG_HASH_LABEL = "io.pmoves.config-hash"
-GPU_OVERRIDE_FILE = "docker-compose.gpu-override.yml"
+# Seed 004 layout: podman-compose -f docker-compose.prod.yml -f config/docker-compose.gpu-override.yml
+GPU_OVERRIDE_FILE = "config/docker-compose.gpu-override.yml"
 GPU_ASSIGNMENTS_FILE = "config/gpu-assignments.yml"
+LEGACY_GPU_OVERRIDE_FILE = "docker-compose.gpu-override.yml"  # written at the root before the seed-004 layout
+STALE_FILES = (LEGACY_GPU_OVERRIDE_FILE,)
 
 # Class defaults from seed 000 (profiles, base images) and seed 001 (l4t-jetpack per JetPack).
 # `{l4t}`, `{jetpack}` and `{cuda}` in an image name are filled from the hardware facts.

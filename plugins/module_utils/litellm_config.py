@@ -27,6 +27,13 @@ What the generated config means (LiteLLM proxy, ``litellm --config``):
   ``health_check_max_tokens``: a replica that vanished without a TCP reset costs a stream at most
   ``stream_timeout`` before the retry on another replica, and is skipped once a health check timed out on it
   (issue 18, docs/reliability.md);
+* a replica Ollama loads only on demand (plan ``resident: false`` on a node holding more models than it keeps
+  loaded at once; Ollama loads it at its first request and unloads it later) is never probed itself: a health
+  check is a real request, so probing it every few seconds would swap the node's models in and out of VRAM without
+  end. It is probed through an always-loaded model of the same kind on the same node
+  (``model_info.health_check_model``: the node is alive when that answers) or, on a node with none, through the
+  node's smallest model of that kind (which the checks then keep loaded, alone). Its streams get
+  ``stream_timeout_on_demand``, which leaves room for the cold load;
 * ``router_settings`` carries retries, cooldown and Redis (shared cooldown/usage state between
   gateway workers and gateways, seed 002's Redis coordination); ``general_settings`` reads the
   master key from the environment and turns on background health checks.
@@ -79,6 +86,9 @@ class RouterOptions:
     stream_timeout: int = 4
     # Tokens a health check of a local chat model asks for (LiteLLM's default is 16): the probe stays cheap.
     health_check_max_tokens: int = 1
+    # stream_timeout for a model loaded on demand (plan ``resident: false``): its first token may wait for Ollama to
+    # read the model from disk into VRAM (tens of seconds for tens of GB), which must not count as a dead replica.
+    stream_timeout_on_demand: int = 120
 
 
 @dataclass(frozen=True)
@@ -134,12 +144,18 @@ def _check_url(host: str, url: str) -> str:
 
 def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, str],
                       embedding: bool, health_check_timeout: int | None = None,
-                      stream_timeout: int = 0, health_check_max_tokens: int = 0) -> list[dict[str, Any]]:
+                      stream_timeout: int = 0, health_check_max_tokens: int = 0,
+                      on_demand: Mapping[str, str] | None = None,
+                      stream_timeout_on_demand: int = 0) -> list[dict[str, Any]]:
     """One deployment per replica, ``order`` = rank in ``placed`` (1 is the primary).
 
     ``stream_timeout`` (> 0) bounds a streaming request's connect and each wait for a chunk on the replica;
     ``health_check_max_tokens`` (> 0, chat models, with health checks on) caps what a health check generates.
+    ``on_demand``: the hosts where Ollama loads this model only when asked -> the model its health checks ask
+    (:func:`health_probes`; itself when it is the node's probe); those replicas' streams get
+    ``stream_timeout_on_demand``. Replicas on other hosts are probed themselves.
     """
+    on_demand = on_demand or {}
     deployments = []
     for rank, host in enumerate(hosts, start=1):
         if host not in node_urls:
@@ -153,13 +169,44 @@ def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, s
             "model_info": {"id": f"{name}@{host}", "mode": "embedding" if embedding else "chat",
                            "pmoves_node": host, "pmoves_rank": rank},
         })
-        if int(stream_timeout or 0) > 0 and not embedding:
-            deployments[-1]["litellm_params"]["stream_timeout"] = int(stream_timeout)
+        bound = stream_timeout_on_demand if host in on_demand else stream_timeout
+        if int(bound or 0) > 0 and not embedding:
+            deployments[-1]["litellm_params"]["stream_timeout"] = int(bound)
         if health_check_timeout:
-            deployments[-1]["model_info"]["health_check_timeout"] = int(health_check_timeout)
+            info = deployments[-1]["model_info"]
+            if on_demand.get(host, name) != name:
+                info["health_check_model"] = f"{prefix}/{on_demand[host]}"
+            info["health_check_timeout"] = int(health_check_timeout)
             if int(health_check_max_tokens or 0) > 0 and not embedding:
-                deployments[-1]["model_info"]["health_check_max_tokens"] = int(health_check_max_tokens)
+                info["health_check_max_tokens"] = int(health_check_max_tokens)
     return deployments
+
+
+def loaded_on(entry: Mapping[str, Any]) -> list[str]:
+    """The hosts where the model stays loaded: ``loaded_on`` of the fleet view (resident there, or the node keeps all
+    its models loaded at once), else every placed host of a resident model. A plan without ``resident`` (written
+    before models were loaded on demand) had every model loaded."""
+    if "loaded_on" in entry:
+        return list(entry.get("loaded_on") or [])
+    return list(entry.get("placed") or []) if entry.get("resident", True) else []
+
+
+def health_probes(plan_models: Mapping[str, Any], embedding_of: Mapping[str, bool]) -> dict[tuple[str, bool], str]:
+    """(host, embedding) -> the model a health check of an on-demand replica of that kind on the host asks: the
+    smallest always-loaded model of that kind there; on a node with none, its smallest model of that kind (the
+    node's probe: the checks keep that one loaded, the others load only when asked). Smallest by ``vram_by_host``,
+    then by name, so the choice is stable."""
+    found: dict[tuple[str, bool], tuple[int, int, str]] = {}
+    for name, entry in plan_models.items():
+        entry = entry or {}
+        always = set(loaded_on(entry))
+        for host in entry.get("placed") or []:
+            key = (host, embedding_of[name])
+            rank = (0 if host in always else 1,
+                    int((entry.get("vram_by_host") or {}).get(host) or entry.get("vram_mb") or 0), name)
+            if key not in found or rank < found[key]:
+                found[key] = rank
+    return {key: rank[2] for key, rank in found.items()}
 
 
 def cloud_deployment(cloud: CloudModel) -> dict[str, Any]:
@@ -208,16 +255,22 @@ def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
     model_list: list[dict[str, Any]] = []
     local_chat: list[str] = []
     groups: set[str] = set()
+    embedding_of = {name: is_embedding_model(name, plan_models[name] or {}, inputs.embedding_models)
+                    for name in plan_models}
+    probes = health_probes(plan_models, embedding_of)
     for name in sorted(plan_models):
         entry = plan_models[name] or {}
         hosts = list(entry.get("placed") or [])
         if not hosts:
             continue
-        embedding = is_embedding_model(name, entry, inputs.embedding_models)
-        model_list += model_deployments(name, hosts, inputs.node_urls, embedding,
-                                        options.health_check_timeout if options.health_check_interval > 0 else None,
-                                        stream_timeout=options.stream_timeout,
-                                        health_check_max_tokens=options.health_check_max_tokens)
+        embedding = embedding_of[name]
+        loaded = set(loaded_on(entry))
+        model_list += model_deployments(
+            name, hosts, inputs.node_urls, embedding,
+            options.health_check_timeout if options.health_check_interval > 0 else None,
+            stream_timeout=options.stream_timeout, health_check_max_tokens=options.health_check_max_tokens,
+            on_demand={host: probes[(host, embedding)] for host in hosts if host not in loaded},
+            stream_timeout_on_demand=options.stream_timeout_on_demand)
         groups.add(name)
         if not embedding:
             local_chat.append(name)

@@ -51,6 +51,17 @@ def node_plan(plan: dict[str, Any] | None, host: str, group_names: list[str] | N
     return out
 
 
+def keeps_all_loaded(node: dict[str, Any]) -> bool:
+    """The node keeps every model it holds loaded at once (contract 2: its on-demand models fit ``max_loaded`` and
+    the planned peak fits its VRAM), so loading one never unloads another. A plan node without these keys (written
+    before models were loaded on demand) had every model loaded."""
+    if "on_demand" not in node:
+        return True
+    if len(node.get("on_demand") or []) > int(node.get("max_loaded") or 0):
+        return False
+    return int(node.get("peak_mb") or 0) <= int(node.get("vram_total_mb") or 0)
+
+
 def fleet_view(plan: dict[str, Any] | None) -> dict[str, Any]:
     """``pmoves_fleet_plan``: what roles need of the whole fleet, without the per-node detail."""
     plan = plan or {}
@@ -71,7 +82,13 @@ def fleet_view(plan: dict[str, Any] | None) -> dict[str, Any]:
         "addresses": {host: (node.get("ollama") or {}).get("address") or host for host, node in sorted(nodes.items())},
         "models": {
             name: {"placed": list(entry.get("placed") or []), "aliases": list(entry.get("aliases") or []),
-                   "kind": entry.get("kind"), **({"alias": entry["alias"]} if entry.get("alias") else {})}
+                   "kind": entry.get("kind"), **({"alias": entry["alias"]} if entry.get("alias") else {}),
+                   # loaded on demand (false) or always; loaded_on: the hosts where it stays loaded (resident, or
+                   # the node keeps every model it holds loaded at once): the gateway probes it only there
+                   "resident": bool(entry.get("resident", True)),
+                   "loaded_on": [host for host in entry.get("placed") or []
+                                 if entry.get("resident", True) or keeps_all_loaded(nodes.get(host) or {})],
+                   "vram_by_host": dict(entry.get("vram_by_host") or {})}
             for name, entry in sorted((plan.get("models") or {}).items())
         },
         "nodes": {

@@ -54,6 +54,15 @@ options:
     type: list
     elements: str
     default: []
+  stale_files:
+    description:
+      - Paths relative to O(project_dir) that an earlier release wrote and this one no longer does (the
+        root-level C(docker-compose.gpu-override.yml) before it moved to C(config/)).
+      - After a successful apply each is removed, with its C(.last-good) copy, when it is still ours
+        (byte-identical to its C(.last-good) copy); one edited since is kept and listed in RV(stale_kept).
+    type: list
+    elements: str
+    default: []
   profiles:
     description:
       - Active compose profiles (COMPOSE_PROFILES). Services whose C(profiles) do not intersect are not started.
@@ -117,9 +126,9 @@ EXAMPLES = r"""
     files:
       - path: docker-compose.yml
         content: "{{ rendered.compose }}"
-      - path: docker-compose.gpu-override.yml
+      - path: config/docker-compose.gpu-override.yml
         content: "{{ rendered.gpu_override }}"
-    compose_files: [docker-compose.yml, docker-compose.gpu-override.yml]
+    compose_files: [docker-compose.yml, config/docker-compose.gpu-override.yml]
     profiles: [gpu, tts]
 """
 
@@ -142,6 +151,16 @@ unchanged:
   elements: str
 removed:
   description: Services no longer in the project whose containers were removed.
+  returned: always
+  type: list
+  elements: str
+stale_removed:
+  description: Stale files (O(stale_files)) removed (or that would be).
+  returned: always
+  type: list
+  elements: str
+stale_kept:
+  description: Stale files kept because they differ from what this module wrote.
   returned: always
   type: list
   elements: str
@@ -197,6 +216,7 @@ def main() -> None:
                 "content": {"type": "raw", "required": True},
             }},
             "compose_files": {"type": "list", "elements": "str", "default": []},
+            "stale_files": {"type": "list", "elements": "str", "default": []},
             "profiles": {"type": "list", "elements": "str", "default": []},
             "engine": {"type": "str", "choices": ["auto", "docker", "podman"], "default": "auto"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -223,7 +243,7 @@ def main() -> None:
         return module.run_command(list(argv), cwd=p["project_dir"] if os.path.isdir(p["project_dir"]) else None)
 
     result = {"changed": False, "recreated": [], "reasons": {}, "unchanged": [], "removed": [],
-              "files_changed": [], "services": []}
+              "files_changed": [], "stale_removed": [], "stale_kept": [], "services": []}
     try:
         engine = detect_engine(run, shutil.which, p["engine"])
         result["engine"] = {"kind": engine.kind, "version": engine.version, "command": list(engine.compose)}
@@ -231,7 +251,7 @@ def main() -> None:
             project_dir=p["project_dir"], project_name=p["project_name"], compose_files=p["compose_files"],
             documents=documents, engine=engine, run=run, profiles=p["profiles"], file_mode=mode,
             health_timeout=p["health_timeout"], settle_seconds=p["settle_seconds"], log_lines=p["log_lines"],
-            stop_timeout=p["stop_timeout"],
+            stop_timeout=p["stop_timeout"], stale_files=p["stale_files"],
         )
         if p["state"] == "absent":
             if module.check_mode:
@@ -247,13 +267,17 @@ def main() -> None:
             result["diff"] = [{"before_header": os.path.join(p["project_dir"], rel), "after_header": os.path.join(
                 p["project_dir"], rel), "before": before[rel] or "", "after": texts[rel]} for rel in changed_files]
         if module.check_mode:
+            stale_removed, stale_kept = project.stale()
             result.update(
-                changed=bool(changed_files or changes.recreate or changes.remove), files_changed=changed_files,
+                changed=bool(changed_files or changes.recreate or changes.remove or stale_removed),
+                files_changed=changed_files, stale_removed=stale_removed, stale_kept=stale_kept,
                 recreated=list(changes.recreate), reasons=changes.recreate, unchanged=changes.unchanged,
                 removed=[c.service or c.name for c in changes.remove], services=order,
             )
             module.exit_json(**result)
         result.update(project.apply())
+        for rel in result["stale_kept"]:
+            module.warn(f"{rel}: no longer written by this release but edited since; kept (remove it by hand)")
     except ApplyError as exc:
         result.update(exc.details)
         module.fail_json(msg=exc.msg, **result)

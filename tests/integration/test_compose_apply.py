@@ -107,7 +107,7 @@ class Project:
         rendered = render_project("workstation", node, _catalog(self.web_port, self.api_port, broken),
                                   FLEET["hardware"]["workstation"], options=opts)
         files = [{"path": rendered.main_file, "content": rendered.compose}]
-        files.append({"path": "docker-compose.gpu-override.yml", "content": rendered.gpu_override})
+        files.append({"path": "config/docker-compose.gpu-override.yml", "content": rendered.gpu_override})
         files.append({"path": "config/gpu-assignments.yml", "content": rendered.gpu_assignments})
         return {"files": files, "compose_files": rendered.compose_files, "profiles": rendered.profiles}
 
@@ -176,7 +176,7 @@ def test_only_the_changed_service_is_recreated_and_a_broken_one_rolls_back(proje
     v2 = project.render(gpu_of_worker=1)
     rc, res, log = project.apply(v2, "--check", "--diff")
     assert rc == 0 and res["changed"] and res["recreated"] == ["worker"], log
-    assert res["files_changed"] == ["config/gpu-assignments.yml", "docker-compose.gpu-override.yml",
+    assert res["files_changed"] == ["config/docker-compose.gpu-override.yml", "config/gpu-assignments.yml",
                                     "docker-compose.yml"]
     assert "gpu: 1" in next(d["after"] for d in res["diff"] if d["after_header"].endswith("gpu-assignments.yml"))
     assert project.containers() == first

@@ -48,6 +48,7 @@ LITELLM_VENV = Path(os.environ["PMOVES_LITELLM_VENV"]) if os.environ.get("PMOVES
 CHAT_MODEL = "llama3.2:1b"
 EMBED_MODEL = "nomic-embed-text:latest"
 ALIAS = "XS-LOC-FRE-llama3.2-1b"
+ON_DEMAND_MODEL = "qwen2.5:0.5b"  # plan resident: false: loaded by its first request, never by a health check
 MASTER_KEY = "sk-pmoves-test-" + "k" * 24
 
 
@@ -148,6 +149,7 @@ def gateway(tmp_path_factory):
             started.append(node.process)
             node.pull(CHAT_MODEL)
             node.pull(EMBED_MODEL)
+            node.pull(ON_DEMAND_MODEL)
 
         redis_port, redis_password = free_port(), "redis-test-password"
         redis = Process(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
@@ -158,6 +160,7 @@ def gateway(tmp_path_factory):
         plan = {"schema": 1, "models": {
             CHAT_MODEL: {"wanted": 2, "placed": ["node-a", "node-b"], "kind": "chat", "alias": ALIAS},
             EMBED_MODEL: {"wanted": 2, "placed": ["node-b", "node-a"], "kind": "embedding"},
+            ON_DEMAND_MODEL: {"wanted": 2, "placed": ["node-b", "node-a"], "kind": "chat", "resident": False},
         }}
         config = build_litellm_config(GatewayInputs(
             plan=plan, node_urls={name: node.url for name, node in nodes.items()},
@@ -231,6 +234,31 @@ def test_embeddings(gateway):
     assert status == 200, body
     vector = body["data"][0]["embedding"]
     assert len(vector) == 768 and abs(sum(v * v for v in vector) - 1.0) < 0.01
+
+
+def test_health_checks_never_load_a_model_the_plan_loads_on_demand(gateway):
+    """A health check is a real chat request: probing a model the plan loads on demand every few seconds would keep
+    every model on the node loaded (and swap them through VRAM without end). The gateway probes those replicas through
+    the node's resident model instead; the on-demand model is loaded by the first request that asks for it."""
+    def loaded(node) -> set:
+        status, body = http("GET", f"{node.url}/api/ps")
+        assert status == 200, body
+        return {m["name"] for m in body["models"]}
+
+    def chats(node) -> int:
+        return http("GET", f"{node.url}/_test_double/stats")[1]["requests"].get("POST /api/chat", 0)
+
+    before = {name: chats(node) for name, node in gateway["nodes"].items()}
+    time.sleep(3 * 2 + 1)  # two health check rounds (interval 3 s); nothing else talks to the nodes meanwhile
+    probes = {name: chats(node) - before[name] for name, node in gateway["nodes"].items()}
+    assert all(count >= 2 for count in probes.values()), f"health checks did not run: {probes}"
+    assert {name: ON_DEMAND_MODEL in loaded(node) for name, node in gateway["nodes"].items()} == {
+        "node-a": False, "node-b": False}, "a health check loaded the on-demand model"
+    assert all(CHAT_MODEL in loaded(node) for node in gateway["nodes"].values())  # the probes' resident model
+
+    status, body = chat(gateway, model=ON_DEMAND_MODEL)
+    assert status == 200, body
+    assert ON_DEMAND_MODEL in loaded(gateway["nodes"][serving_node(body)])
 
 
 def test_stopped_node_fails_over_and_is_used_again_when_back(gateway):

@@ -203,3 +203,84 @@ def test_role_router_defaults_pass_the_filter(knobs):
     assert {d["litellm_params"].get("stream_timeout") for d in chat} == {router["stream_timeout"] or None}
     assert config["general_settings"]["health_check_interval"] == router["health_check_interval"]
     assert {d["model_info"]["health_check_timeout"] for d in chat} == {router["health_check_timeout"]}
+
+
+ON_DEMAND_PLAN = {"models": {
+    # resident on gpu-a (two of them: the smaller is the probe), nothing resident on gpu-b
+    "llama3.2:1b": {"placed": ["gpu-a"], "kind": "chat", "resident": True, "vram_by_host": {"gpu-a": 1300}},
+    "qwen2.5:7b": {"placed": ["gpu-a"], "kind": "chat", "resident": True, "vram_by_host": {"gpu-a": 4700}},
+    "qwen2.5:32b": {"placed": ["gpu-a", "gpu-b"], "kind": "chat", "resident": False,
+                    "vram_by_host": {"gpu-a": 20000, "gpu-b": 20000}},
+    "nomic-embed-text:latest": {"placed": ["gpu-b"], "kind": "embedding", "resident": True},
+    "bge-m3:latest": {"placed": ["gpu-a", "gpu-b"], "kind": "embedding", "resident": False},
+}}
+
+
+def _by_id(config):
+    return {d["model_info"]["id"]: d for d in config["model_list"]}
+
+
+def test_a_model_loaded_on_demand_is_probed_through_one_model_of_its_node_that_stays_loaded():
+    """issue 18 + contract 2: a health check is a real request. Probing every on-demand model every 2 s would swap
+    the node's models through VRAM without end; its replicas are probed through the node's smallest resident model
+    of the same kind, else the node's smallest model of that kind (kept loaded alone), and its streams leave room
+    for the cold load."""
+    config = build_litellm_config(GatewayInputs(plan=ON_DEMAND_PLAN, node_urls=URLS))
+    by_id = _by_id(config)
+    on_a, on_b = by_id["qwen2.5:32b@gpu-a"], by_id["qwen2.5:32b@gpu-b"]
+    assert on_a["model_info"]["health_check_model"] == "ollama_chat/llama3.2:1b"
+    assert on_a["model_info"]["health_check_timeout"] == 2 and on_a["litellm_params"]["stream_timeout"] == 120
+    # gpu-b holds no resident chat model: its only chat model is its probe, asked itself
+    assert "health_check_model" not in on_b["model_info"] and on_b["model_info"]["health_check_timeout"] == 2
+    assert on_b["litellm_params"]["stream_timeout"] == 120
+    # an embedding model is probed through a resident embedding model, never a chat model
+    assert by_id["bge-m3:latest@gpu-b"]["model_info"]["health_check_model"] == "ollama/nomic-embed-text:latest"
+    assert "health_check_model" not in by_id["bge-m3:latest@gpu-a"]["model_info"]  # gpu-a's only embedding model
+    assert not any("disable_background_health_check" in d["model_info"] for d in config["model_list"])
+    # resident models are probed themselves, with the short stream bound
+    for resident in ("llama3.2:1b@gpu-a", "qwen2.5:7b@gpu-a", "nomic-embed-text:latest@gpu-b"):
+        assert "health_check_model" not in by_id[resident]["model_info"]
+        assert "disable_background_health_check" not in by_id[resident]["model_info"]
+    assert by_id["qwen2.5:7b@gpu-a"]["litellm_params"]["stream_timeout"] == 4
+
+
+def test_on_demand_knobs_follow_the_router_options():
+    config = build_litellm_config(GatewayInputs(plan=ON_DEMAND_PLAN, node_urls=URLS,
+                                                router=RouterOptions(stream_timeout_on_demand=0)))
+    assert "stream_timeout" not in _by_id(config)["qwen2.5:32b@gpu-a"]["litellm_params"]  # 0: `timeout` applies
+    off = _by_id(build_litellm_config(GatewayInputs(plan=ON_DEMAND_PLAN, node_urls=URLS,
+                                                    router=RouterOptions(health_check_interval=0))))
+    # without health checks there is nothing to redirect
+    assert "health_check_model" not in off["qwen2.5:32b@gpu-a"]["model_info"]
+
+
+def test_a_plan_without_resident_keeps_probing_every_model():
+    """Plans written before models were loaded on demand had every model loaded: nothing changes for them."""
+    config = _config()
+    assert not any({"health_check_model", "disable_background_health_check"} & set(d["model_info"])
+                   for d in config["model_list"])
+
+
+def test_on_a_node_with_no_model_that_stays_loaded_the_smallest_one_is_the_probe_of_the_others():
+    plan = {"models": {
+        "qwen2.5:32b": {"placed": ["gpu-b"], "kind": "chat", "resident": False, "vram_by_host": {"gpu-b": 20000}},
+        "qwen2.5:14b": {"placed": ["gpu-b"], "kind": "chat", "resident": False, "vram_by_host": {"gpu-b": 9000}},
+        "llama3.2:3b": {"placed": ["gpu-b"], "kind": "chat", "resident": False, "vram_by_host": {"gpu-b": 2000}},
+    }}
+    by_id = _by_id(build_litellm_config(GatewayInputs(plan=plan, node_urls=URLS)))
+    assert {i: d["model_info"].get("health_check_model") for i, d in by_id.items()} == {
+        "llama3.2:3b@gpu-b": None, "qwen2.5:14b@gpu-b": "ollama_chat/llama3.2:3b",
+        "qwen2.5:32b@gpu-b": "ollama_chat/llama3.2:3b"}
+
+
+def test_a_node_that_keeps_all_its_models_loaded_probes_each_of_them():
+    """The fleet view's loaded_on: on a node whose on-demand models all stay loaded at once, probing them loads
+    nothing that would not be loaded anyway; each is probed itself, with the short stream bound."""
+    plan = {"models": {"qwen2.5:32b": {"placed": ["gpu-a", "gpu-b"], "kind": "chat", "resident": False,
+                                       "loaded_on": ["gpu-a"]},
+                       "llama3.2:3b": {"placed": ["gpu-a"], "kind": "chat", "resident": False,
+                                       "loaded_on": ["gpu-a"]}}}
+    by_id = _by_id(build_litellm_config(GatewayInputs(plan=plan, node_urls=URLS)))
+    assert "health_check_model" not in by_id["qwen2.5:32b@gpu-a"]["model_info"]
+    assert by_id["qwen2.5:32b@gpu-a"]["litellm_params"]["stream_timeout"] == 4
+    assert by_id["qwen2.5:32b@gpu-b"]["litellm_params"]["stream_timeout"] == 120

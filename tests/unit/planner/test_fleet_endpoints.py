@@ -6,6 +6,7 @@ import pytest
 from ansible_collections.pmoves.fleet.plugins.module_utils import fleet_endpoints as fe
 from ansible_collections.pmoves.fleet.plugins.module_utils.plan_view import (
     fleet_view,
+    keeps_all_loaded,
     node_plan,
     ollama_model_entries,
 )
@@ -101,11 +102,17 @@ def test_node_plan_completes_hosts_the_plan_does_not_know():
 def test_fleet_view_is_compact_and_complete_for_the_roles():
     plan = {"inputs_digest": "d", "strategy": "spread", "gpu_strategy": "vram_based",
             "fleet": {"hosts": ["a", "b"], "groups": {"gateway": ["b"]}, "gateway": {"enabled": True, "hosts": ["b"]}},
-            "models": {"m:latest": {"placed": ["a"], "aliases": ["x:latest"], "alias": "X", "kind": "chat", "why": {}}},
+            "models": {"m:latest": {"placed": ["a"], "aliases": ["x:latest"], "alias": "X", "kind": "chat", "why": {},
+                                    "resident": False, "vram_by_host": {"a": 4200}}},
             "nodes": {"a": {"class": "gpu", "models": ["m:latest"], "services": [{"name": "s"}],
                             "ollama": {"address": "10.0.0.2", "url": "http://10.0.0.2:11434", "network": True}}}}
     view = fleet_view(plan)
-    assert view["models"] == {"m:latest": {"placed": ["a"], "aliases": ["x:latest"], "kind": "chat", "alias": "X"}}
+    # the gateway needs resident/vram_by_host to probe an on-demand model through a resident one (issue 18)
+    assert view["models"] == {"m:latest": {"placed": ["a"], "aliases": ["x:latest"], "kind": "chat", "alias": "X",
+                                           "resident": False, "loaded_on": ["a"], "vram_by_host": {"a": 4200}}}
+    # a plan written before models were loaded on demand had every model loaded
+    del plan["models"]["m:latest"]["resident"]
+    assert fleet_view(plan)["models"]["m:latest"]["resident"] is True
     assert view["nodes"]["a"]["services"] == ["s"] and view["addresses"] == {"a": "10.0.0.2"}
     assert view["gateway"]["hosts"] == ["b"] and view["hosts"] == ["a", "b"] and view["inputs_digest"] == "d"
 
@@ -116,3 +123,16 @@ def test_the_ollama_role_model_list_is_normalised_once():
                                     "tinyllama:latest"])
     assert entries == [{"name": "tinyllama:latest", "aliases": []},
                        {"name": "qwen2.5:0.5b", "aliases": ["q:latest"], "keep_alive": "10m"}]
+
+
+@pytest.mark.parametrize(("node", "expected"), [
+    ({"on_demand": ["a", "b"], "max_loaded": 3, "peak_mb": 9000, "vram_total_mb": 24000}, True),
+    ({"on_demand": ["a", "b"], "max_loaded": 1, "peak_mb": 9000, "vram_total_mb": 24000}, False),  # a Jetson
+    ({"on_demand": ["a", "b"], "max_loaded": 3, "peak_mb": 71767, "vram_total_mb": 32095}, False),  # over its VRAM
+    ({"on_demand": [], "max_loaded": 1, "peak_mb": 0, "vram_total_mb": 0}, True),
+    ({}, True),  # a plan written before models were loaded on demand
+], ids=["fits", "max-loaded", "peak-over-vram", "nothing-on-demand", "old-plan"])
+def test_a_node_keeps_all_its_models_loaded_only_when_they_fit_at_once(node, expected):
+    assert keeps_all_loaded(node) is expected
+    plan = {"models": {"a": {"placed": ["n"], "resident": False}}, "nodes": {"n": node}}
+    assert fleet_view(plan)["models"]["a"]["loaded_on"] == (["n"] if expected else [])

@@ -41,8 +41,8 @@ def test_workstation_renders_its_gpu_override_with_device_ids_and_budgets(seed_i
     rendered = compose_project(node, "workstation", inventory["services"], hardware,
                                options={"strategy": fleet_view(plan)["gpu_strategy"]})
     files = {f["path"]: to_yaml(f["content"]) for f in rendered["files"]}
-    assert "docker-compose.gpu-override.yml" in rendered["compose_files"]
-    override = yaml.safe_load(files["docker-compose.gpu-override.yml"])["services"]
+    assert "config/docker-compose.gpu-override.yml" in rendered["compose_files"]
+    override = yaml.safe_load(files["config/docker-compose.gpu-override.yml"])["services"]
     assert sorted(override) == sorted(s["name"] for s in inventory["services"])
     by_index = {s["name"]: s["gpu_index"] for s in plan["nodes"]["workstation"]["services"]}
     for name, service in override.items():
@@ -69,7 +69,7 @@ def test_uuid_device_ids_come_from_the_plan(seed_inventories):
     node = node_plan(plan, "workstation")
     hardware = inventory["hostvars"]["workstation"]["pmoves_hardware"]
     rendered = compose_project(node, "workstation", inventory["services"], hardware, options={"gpu_device_id": "uuid"})
-    override = next(f["content"] for f in rendered["files"] if f["path"] == "docker-compose.gpu-override.yml")["services"]
+    override = next(f["content"] for f in rendered["files"] if f["path"] == "config/docker-compose.gpu-override.yml")["services"]
     uuids = {s["name"]: s["gpu_uuid"] for s in node["services"]}
     assert set(uuids.values()) == {"GPU-a5500-0000", "GPU-a400-0000"}
     for name, service in override.items():

@@ -190,3 +190,30 @@ def test_first_deploy_failure_removes_new_files_and_containers(tmp_path):
         project(tmp_path, engine, doc("api:broken")).apply()
     assert failure.value.details["rollback"]["files_removed"] == ["docker-compose.yml"]
     assert not (tmp_path / "docker-compose.yml").exists() and engine.containers == {}
+
+
+def test_stale_root_override_is_removed_when_ours_and_kept_when_edited(tmp_path):
+    """The root-level GPU override of the old layout goes once the project converged with config/."""
+    engine = FakeEngine(tmp_path)
+    legacy = "docker-compose.gpu-override.yml"
+    old_text = "services:\n  api:\n    environment:\n      CUDA_VISIBLE_DEVICES: '0'\n"
+    (tmp_path / legacy).write_text(old_text)
+    (tmp_path / (legacy + LAST_GOOD_SUFFIX)).write_text(old_text)  # written by the old release's apply
+    proj = project(tmp_path, engine, doc())
+    proj.stale_files = [legacy]
+    assert proj.stale() == ([legacy], [])
+    first = proj.apply()
+    assert first["stale_removed"] == [legacy] and first["changed"]
+    assert not (tmp_path / legacy).exists() and not (tmp_path / (legacy + LAST_GOOD_SUFFIX)).exists()
+    again = project(tmp_path, engine, doc())
+    again.stale_files = [legacy]
+    second = again.apply()
+    assert second["changed"] is False and second["stale_removed"] == []
+
+    # A file someone edited (or wrote without us) is kept and reported.
+    (tmp_path / legacy).write_text(old_text + "# mine\n")
+    (tmp_path / (legacy + LAST_GOOD_SUFFIX)).write_text(old_text)
+    kept = project(tmp_path, engine, doc())
+    kept.stale_files = [legacy]
+    third = kept.apply()
+    assert third["stale_kept"] == [legacy] and third["changed"] is False and (tmp_path / legacy).exists()

@@ -22,7 +22,7 @@ VALIDATOR = jsonschema.Draft7Validator(SCHEMA)
 
 def compose_files(files: dict[str, str]) -> list[str]:
     main = [f for f in files if f.startswith("docker-compose") and "override" not in f]
-    return main + [f for f in files if f == "docker-compose.gpu-override.yml"]
+    return main + [f for f in files if f == "config/docker-compose.gpu-override.yml"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -45,7 +45,7 @@ def test_gpu_devices_follow_the_plan_and_never_mix_count_with_device_ids(case):
     plan = fleet["strategies"][plan_key] if plan_key else fleet["plan"]
     gpus = {g["index"]: g for g in fleet["hardware"][host]["gpus"]}
     files = render_case(case)[0]
-    override = yaml.safe_load(files.get("docker-compose.gpu-override.yml", "services: {}"))["services"]
+    override = yaml.safe_load(files.get("config/docker-compose.gpu-override.yml", "services: {}"))["services"]
     catalog = {e["name"]: e for e in fleet["catalog"]}
     for item in plan["nodes"][host]["services"]:
         if not catalog[item["name"]]["gpu"] or item.get("gpu_index") is None:
@@ -95,8 +95,8 @@ def test_podman_compose_config_accepts_the_project(case, tmp_path):
     merged = yaml.safe_load(proc.stdout)
     rendered = yaml.safe_load(files[compose_files(files)[0]])
     assert sorted(merged["services"]) == sorted(rendered["services"])
-    if "docker-compose.gpu-override.yml" in files:
-        override = yaml.safe_load(files["docker-compose.gpu-override.yml"])["services"]
+    if "config/docker-compose.gpu-override.yml" in files:
+        override = yaml.safe_load(files["config/docker-compose.gpu-override.yml"])["services"]
         for name, svc in override.items():
             assert merged["services"][name]["environment"]["PMOVES_GPU_INDEX"] == svc["environment"]["PMOVES_GPU_INDEX"]
             assert merged["services"][name].get("deploy") == svc.get("deploy")
