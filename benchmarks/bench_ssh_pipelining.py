@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pipelining over a real sshd (issue 20): ANSIBLE_PIPELINING=True vs False, podman connection for reference.
 
 Starts ONE throw-away systemd container from localhost/pmoves-molecule:bookworm-systemd, installs
@@ -105,7 +104,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="bench-sshpipe-"))
     try:
         sh("podman", "run", "-d", "--name", name, "--systemd=always", "-p", f"127.0.0.1:{port}:22", IMAGE)
-        for _ in range(30):  # wait for systemd to be up before systemctl
+        for _attempt in range(30):  # wait for systemd to be up before systemctl
             if sh("podman", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip() in (
                     "running", "degraded"):
                 break
@@ -118,7 +117,7 @@ def main():
         sh("podman", "exec", "-i", name, "sh", "-c",
            "mkdir -p /root/.ssh && chmod 700 /root/.ssh && cat >> /root/.ssh/authorized_keys "
            "&& chmod 600 /root/.ssh/authorized_keys", input=pub)
-        for _ in range(30):
+        for _attempt in range(30):
             scan = sh("ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1", check=False)
             if scan.stdout.strip():
                 break
