@@ -10,10 +10,12 @@ tasks that pass secrets through them run under ``no_log``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.pmoves.fleet.plugins.module_utils import systemd_units
 from ansible_collections.pmoves.fleet.plugins.module_utils.host_firewall import FirewallError, build_guard
 from ansible_collections.pmoves.fleet.plugins.module_utils.litellm_config import (
     GatewayConfigError,
@@ -56,6 +58,14 @@ def ollama_name(name: Any) -> str:
         return normalize_model_name(str(name))
     except ValueError as exc:
         raise AnsibleFilterError(f"ollama_name: {exc}") from exc
+
+
+def systemd_services(list_units: Any, unit_files: Any = "", pattern: Any = "") -> list[dict[str, Any]]:
+    """``systemctl list-units`` + ``list-unit-files`` output -> [{name, state, status}] as service_facts gives them."""
+    try:
+        return systemd_units.systemd_services(str(list_units or ""), str(unit_files or ""), str(pattern or ""))
+    except re.error as exc:
+        raise AnsibleFilterError(f"systemd_services: the unit pattern {pattern!r} is not a regular expression: {exc}") from exc
 
 
 def ollama_models(models: Any) -> list[dict[str, Any]]:
@@ -187,6 +197,7 @@ class FilterModule:
         return {
             "ollama_name": ollama_name,
             "ollama_models": ollama_models,
+            "systemd_services": systemd_services,
             "node_plan": node_plan,
             "fleet_view": fleet_view,
             "gateway_node_urls": gateway_node_urls,
