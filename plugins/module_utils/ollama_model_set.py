@@ -128,8 +128,9 @@ def _model_output(result: ModelResult) -> dict[str, Any]:
 
 
 def _failure(name: str, exc: Exception, client: OllamaClient) -> dict[str, Any]:
+    """A failed model's entry: its name (normalised when it can be), the cause and the request URL."""
     url = getattr(exc, "url", None) or client.base
-    return {"name": name, "changed": False, "failed": True, "msg": str(exc), "url": url}
+    return {"name": _normalised(name) or name, "changed": False, "failed": True, "msg": str(exc), "url": url}
 
 
 def _diff_text(names: Iterable[str]) -> str:
@@ -176,7 +177,7 @@ def ensure_model_set(client: OllamaClient, request: SetRequest, check_mode: bool
             result.models.append(result.failures[-1])
             tags = None  # a pull may have written part of the model: read the list again
             if request.on_done is not None:
-                request.on_done(spec.name, True)
+                request.on_done(result.failures[-1]["name"], True)  # normalised, as on_progress names it
             if isinstance(exc, OllamaError) and exc.kind in STOP_KINDS:
                 stop = exc
             continue

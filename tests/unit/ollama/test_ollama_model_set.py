@@ -167,10 +167,10 @@ def test_a_server_that_goes_away_midway_skips_the_rest(emulator):
     request.on_done = on_done
     result = ensure_model_set(client, request, False, sleep=no_sleep)
     assert result.pulled == ["tinyllama:latest"]
-    assert [f["name"] for f in result.failures] == ["all-minilm"]
+    assert [f["name"] for f in result.failures] == ["all-minilm:latest"]
     assert "127.0.0.1:9" in result.failures[0]["msg"]
     assert result.models[2]["skipped"] and "not attempted" in result.models[2]["msg"]
-    assert done == [("tinyllama:latest", False), ("all-minilm", True)]
+    assert done == [("tinyllama:latest", False), ("all-minilm:latest", True)]
 
 
 def test_progress_is_reported_per_model(emulator):
