@@ -113,8 +113,8 @@ def test_without_prune_nothing_is_deleted(emulator):
     ],
     ids=["pull-and-alias", "pull-and-prune", "converged"],
 )
-def test_check_mode_reports_what_would_change_and_changes_nothing(emulator, installed, wanted, pulled, aliases,
-                                                                   removed):
+def test_check_mode_reports_what_would_change_and_changes_nothing(
+        emulator, installed, wanted, pulled, aliases, removed):
     preinstall(emulator, installed)
     before = emulator.get("/api/tags")["models"]
     result, client = reconcile(emulator, wanted, check_mode=True, prune=True)
