@@ -28,6 +28,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = str(REPO / ".venv" / "bin" / "ansible-playbook")
@@ -52,8 +53,12 @@ def export_tree(ref: str, dest: Path) -> Path:
     return tree
 
 
-def run(tree: Path, workdir: Path, inventory: Path, playbook: Path, extra: list[str] | None = None) -> tuple[float, int, int]:
-    """One ansible-playbook run in ``tree``: (wall seconds, tasks executed, tasks skipped) over all hosts."""
+def run(tree: Path, workdir: Path, inventory: Path, playbook: Path,
+        extra: list[str] | None = None) -> tuple[float, int, int, int]:
+    """One ansible-playbook run in ``tree``: (wall seconds, tasks executed, tasks skipped, module runs) over all hosts.
+
+    Module runs count each loop item that was not skipped (a task's loop sends its module once per item).
+    """
     env = dict(os.environ, ANSIBLE_CONFIG=str(tree / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer", ANSIBLE_CACHE_PLUGIN_CONNECTION=str(workdir / "facts"),
                ANSIBLE_LOCAL_TEMP=str(workdir / "ansible-tmp"), ANSIBLE_NOCOLOR="1",
@@ -66,7 +71,7 @@ def run(tree: Path, workdir: Path, inventory: Path, playbook: Path, extra: list[
     if proc.returncode != 0:
         raise SystemExit(f"{playbook} in {tree} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
-    executed = skipped = 0
+    executed = skipped = module_runs = 0
     for play in report["plays"]:
         for task in play["tasks"]:
             for result in task["hosts"].values():
@@ -74,7 +79,10 @@ def run(tree: Path, workdir: Path, inventory: Path, playbook: Path, extra: list[
                     skipped += 1
                 else:
                     executed += 1
-    return seconds, executed, skipped
+                    items = result.get("results")
+                    module_runs += (sum(1 for item in items if not item.get("skipped"))
+                                    if isinstance(items, list) else 1)
+    return seconds, executed, skipped, module_runs
 
 
 def discover_scenario(workdir: Path, hosts: int) -> tuple[Path, Path]:
@@ -103,9 +111,12 @@ def ollama_scenario(workdir: Path, url: str) -> tuple[Path, Path]:
 
 
 def measure(name: str, trees: dict[str, Path], workdirs: dict[str, Path], scenario: dict[str, tuple[Path, Path]],
-            reruns: int) -> None:
+            reruns: int, emulators: dict[str, Any] | None = None) -> None:
+    """``emulators`` (label -> Ollama test double): also print the API requests of one rerun per tree."""
     firsts = {label: run(trees[label], workdirs[label], *scenario[label]) for label in trees}
-    samples: dict[str, list[tuple[float, int, int]]] = {label: [] for label in trees}
+    for emu in (emulators or {}).values():
+        emu.reset_stats()
+    samples: dict[str, list[tuple[float, int, int, int]]] = {label: [] for label in trees}
     for _index in range(reruns):
         for label in trees:
             samples[label].append(run(trees[label], workdirs[label], *scenario[label]))
@@ -115,12 +126,19 @@ def measure(name: str, trees: dict[str, Path], workdirs: dict[str, Path], scenar
         wall = statistics.median(s[0] for s in samples[label])
         executed = samples[label][-1][1]
         skipped = samples[label][-1][2]
-        medians[label] = (wall, executed)
+        module_runs = samples[label][-1][3]
+        medians[label] = (wall, executed, module_runs)
         print(f"  {label:<7} first {firsts[label][0]:6.2f} s ({firsts[label][1]} tasks executed)   "
-              f"rerun {wall:6.2f} s (median of {reruns}), {executed} tasks executed, {skipped} skipped")
-    (before_wall, before_tasks), (after_wall, after_tasks) = medians["before"], medians["after"]
+              f"rerun {wall:6.2f} s (median of {reruns}), {executed} tasks executed, {skipped} skipped, "
+              f"{module_runs} module runs")
+    for label, emu in (emulators or {}).items():
+        requests = {key: count for key, count in emu.stats().items() if key.split(" ", 1)[-1].startswith("/api/")}
+        print(f"  {label:<7} Ollama API requests per rerun: "
+              + ", ".join(f"{key} {count / reruns:g}" for key, count in sorted(requests.items())))
+    (before_wall, before_tasks, before_runs), (after_wall, after_tasks, after_runs) = medians["before"], medians["after"]
     print(f"  ratio after/before: rerun wall {after_wall / before_wall:.2f}, tasks executed on a rerun "
-          f"{after_tasks}/{before_tasks} = {after_tasks / before_tasks:.2f}", flush=True)
+          f"{after_tasks}/{before_tasks} = {after_tasks / before_tasks:.2f}, module runs "
+          f"{after_runs}/{before_runs} = {after_runs / before_runs:.2f}", flush=True)
 
 
 def main() -> int:
@@ -153,7 +171,7 @@ def main() -> int:
                 for label, emu in (("before", before_emu), ("after", after_emu)):
                     scenario[label] = ollama_scenario(workdirs[label], emu.url)
                 measure(f"ollama role (validate + models, {len(MODELS)} models in place, test double)", trees,
-                        workdirs, scenario, args.reruns)
+                        workdirs, scenario, args.reruns, {"before": before_emu, "after": after_emu})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -10,6 +10,8 @@ from typing import Any
 
 STALLED_AFTER_S = 15.0  # a pull whose bytes have not moved this long says so
 OLLAMA_MODEL_ACTIONS = frozenset({"pmoves.fleet.ollama_model", "ollama_model"})
+# One call for a node's whole model set: its result lists every model (``models``), failed or not.
+OLLAMA_MODEL_SET_ACTIONS = frozenset({"pmoves.fleet.ollama_model_set", "ollama_model_set"})
 FLEET_PLAN_ACTIONS = frozenset({"pmoves.fleet.fleet_plan", "fleet_plan"})
 
 
@@ -101,8 +103,12 @@ class RunProgress:
                 model = _model_of(result)
                 if model and model not in host.models_done:
                     host.models_done.append(model)
+            if action in OLLAMA_MODEL_SET_ACTIONS:
+                _add_models_of_set(host, result)
             host.task = ""
         elif kind == "runner_on_failed":
+            if action in OLLAMA_MODEL_SET_ACTIONS:
+                _add_models_of_set(host, result)  # the models that succeeded before or after the failed one
             if not data.get("ignore_errors"):
                 host.failed += 1
                 host.last_error = str(result.get("msg") or "")[:200]
@@ -116,7 +122,7 @@ class RunProgress:
         elif kind == "runner_on_skipped":
             host.skipped += 1
             host.task = ""
-        if kind == "runner_on_start" and action in OLLAMA_MODEL_ACTIONS:
+        if kind == "runner_on_start" and action in OLLAMA_MODEL_ACTIONS | OLLAMA_MODEL_SET_ACTIONS:
             host.model_pulling = str(data.get("task_args") or "").strip() or host.task
 
     def load_pulls(self, directory: str | Path | None, now: float | None = None) -> RunProgress:
@@ -154,6 +160,17 @@ class RunProgress:
                     for name, s in sorted(self.stats.items())}
         return {h.name: {"ok": h.ok, "changed": h.changed, "failed": h.failed, "unreachable": h.unreachable,
                          "skipped": h.skipped} for h in sorted(self.hosts.values(), key=lambda h: h.name)}
+
+
+def _add_models_of_set(host: HostProgress, result: dict[str, Any]) -> None:
+    """The models an ollama_model_set result has in place (its failed and skipped ones are not done)."""
+    for entry in result.get("models") or []:
+        if not isinstance(entry, dict) or entry.get("failed") or entry.get("skipped"):
+            continue
+        model = _model_of(entry) or (str(entry["name"]) if entry.get("name") else None)
+        if model and model not in host.models_done:
+            host.models_done.append(model)
+    host.model_pulling = None
 
 
 def _model_of(result: dict[str, Any]) -> str | None:

@@ -629,14 +629,19 @@ def describe(entry: dict[str, Any] | None) -> str:
 
 def ensure_model(client: OllamaClient, request: ModelRequest, check_mode: bool,
                  free_probe: Callable[[str], tuple[str, int]] = disk_free_bytes,
-                 sleep: Callable[[float], None] = time.sleep) -> ModelResult:
-    """Bring one model to ``request.state``; never sends pull/delete/copy in check mode."""
+                 sleep: Callable[[float], None] = time.sleep,
+                 tags: list[dict[str, Any]] | None = None) -> ModelResult:
+    """Bring one model to ``request.state``; never sends pull/delete/copy in check mode.
+
+    ``tags`` is a current /api/tags list when the caller already read one (``ensure_model_set`` reads it once for
+    every model); None reads it here.
+    """
     name = require_model_name(request.name)  # ValueError for a name outside Ollama's grammar
     wanted_aliases = ([request.alias] if request.alias else []) + list(request.aliases or ())
     aliases = [a for a in dict.fromkeys(require_model_name(a) for a in wanted_aliases) if a != name]
     request = ModelRequest(**{**request.__dict__, "name": name})
     result = ModelResult()
-    tags = client.tags()
+    tags = client.tags() if tags is None else tags
     before = client.find(name, tags)
     aliases_before = {alias: client.find(alias, tags) for alias in aliases}
     after = before

@@ -1,7 +1,7 @@
 """The progress view of `pmoves apply` in a real run: host state from the events, model bytes from the node.
 
 A playbook pulls a model from the Ollama test double, served slowly (a pause between progress lines), through
-pmoves.fleet.ollama_model on localhost. The CLI's runner path (`run_playbook`, plain lines as when stdout is not a
+pmoves.fleet.ollama_model (and ollama_model_set) on localhost. The CLI's runner path (`run_playbook`, plain lines as when stdout is not a
 terminal) must show the host running the pull with its bytes, and the host's state once done. Without the progress
 view (a plain ansible-playbook run) the action plugin adds nothing to the module's arguments.
 """
@@ -36,8 +36,7 @@ PLAYBOOK = """
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
   tasks:
     - name: Ollama | Pull a model
-      pmoves.fleet.ollama_model:
-        name: "{{ model }}"
+      MODULE_AND_MODEL
         host: "{{ ollama_url }}"
         timeout: 30
       register: pulled
@@ -55,10 +54,17 @@ def to_bytes(text: str) -> float:
     return float(number) * {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
 
 
-@pytest.fixture
-def playbook(tmp_path):
+# The same progress through ollama_model (one model) and ollama_model_set (the node's set in one call, same action).
+MODULES = {
+    "ollama_model": 'pmoves.fleet.ollama_model:\n        name: "{{ model }}"',
+    "ollama_model_set": 'pmoves.fleet.ollama_model_set:\n        models: [{name: "{{ model }}"}]',
+}
+
+
+@pytest.fixture(params=sorted(MODULES))
+def playbook(tmp_path, request):
     (tmp_path / "hosts.json").write_text(json.dumps({"all": {"hosts": {"node-a": {"ansible_connection": "local"}}}}))
-    (tmp_path / "pb.yml").write_text(PLAYBOOK)
+    (tmp_path / "pb.yml").write_text(PLAYBOOK.replace("MODULE_AND_MODEL", MODULES[request.param]))
     return tmp_path
 
 

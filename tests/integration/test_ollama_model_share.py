@@ -121,6 +121,7 @@ def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
         rc, results, output = run_role(tmp_path, emus, share_url, name="check", check=True, models=BOTH)
         assert rc == 0, output[-4000:]
         assert results["node-a"][PULL_REGISTRY]["changed"]
+        assert results["node-a"][PULL_REGISTRY]["pulled"] == list(BOTH)  # one call predicts both pulls
         assert all(emu.upstream_bytes() == 0 and not emu.get("/api/tags")["models"] for emu in emus.values())
         assert not (emus["node-b"].models / "manifests").exists() or not list((emus["node-b"].models).rglob("0.5b"))
         rc, results, output = run_role(tmp_path, emus, share_url, models=BOTH)
@@ -137,9 +138,16 @@ def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
             assert "POST /api/pull" not in emus[node].stats(), "the copied model must count as present"
             assert sorted((m["name"], m["digest"], m["size"]) for m in tags[node]) == \
                 sorted((m["name"], m["digest"], m["size"]) for m in tags["node-a"])
-            assert results[node][PULL_REGISTRY]["skipped"] or not results[node][PULL_REGISTRY]["results"]
-            assert not results[node][PULL_AFTER]["changed"]
+            assert results[node][PULL_REGISTRY].get("skipped") or not results[node][PULL_REGISTRY]["models"]
+            # one call for the copied models: present, nothing pulled
+            after = results[node][PULL_AFTER]
+            assert not after["changed"] and after["pulled"] == [] and not after["failed_models"]
+            assert [m["name"] for m in after["models"]] == list(BOTH)
+        # the seed: one call pulled both models
         assert results["node-a"][PULL_REGISTRY]["changed"]
+        assert results["node-a"][PULL_REGISTRY]["pulled"] == list(BOTH)
+        assert emus["node-a"].stats()["POST /api/pull"] == len(BOTH)
+        assert results["node-a"][PULL_AFTER].get("skipped"), "nothing from a peer and no prune: no second call"
         chat = emus["node-c"].post("/api/chat", {"model": MODEL, "stream": False,
                                                  "messages": [{"role": "user", "content": "hello"}]})
         assert "node=node-c" in chat["message"]["content"]
@@ -150,6 +158,11 @@ def test_three_nodes_fetch_the_model_from_the_registry_once(tmp_path):
         assert rc == 0, output[-4000:]
         assert not any(result.get("changed") for host in again.values() for result in host.values())
         assert sum(emu.upstream_bytes() for emu in emus.values()) == 0
+        # one module call per node for the whole set: a single /api/tags read, no pull, copy or delete
+        for node, emu in emus.items():
+            stats = emu.stats()
+            assert stats.get("GET /api/tags") == 1, (node, stats)
+            assert not {"POST /api/pull", "POST /api/copy", "DELETE /api/delete"} & set(stats), (node, stats)
         # and check mode on the converged fleet predicts no change
         rc, check, output = run_role(tmp_path, emus, share_url, name="check-again", check=True, models=BOTH)
         assert rc == 0, output[-4000:]
@@ -181,6 +194,7 @@ def test_a_corrupt_blob_is_refused_and_a_stopped_share_falls_back_to_a_pull(tmp_
             assert not list((emus[node].models / "blobs").glob("*.pmoves-partial"))
             # the fallback: a direct pull from the registry
             assert results[node][PULL_AFTER]["changed"] and emus[node].upstream_bytes() == size
+            assert results[node][PULL_AFTER]["pulled"] == [MODEL]
 
         # the share is stopped (the seed node is down): the copy is skipped and the fallback pull runs
         with emulator_process(tmp_path / "node-d", node="node-d") as fresh:
@@ -191,6 +205,7 @@ def test_a_corrupt_blob_is_refused_and_a_stopped_share_falls_back_to_a_pull(tmp_
             copy = results["node-b"][COPY]["results"][0]
             assert copy["not_found"] == [MODEL] and "cannot be read" in copy["errors"][MODEL]
             assert results["node-b"][PULL_AFTER]["changed"] and fresh.upstream_bytes() == size
+            assert results["node-b"][PULL_AFTER]["pulled"] == [MODEL]
 
 
 def test_the_module_from_a_share_checks_fails_clearly_and_needs_names(tmp_path):

@@ -174,3 +174,64 @@ def test_a_hostile_server_and_bad_names_fail_the_task_cleanly(tmp_path):
     assert results["shell name"]["failed"] and "whitespace" in results["shell name"]["msg"]
     assert requests == {"GET /api/tags": 1}, "a bad name is refused before any request"
     assert sorted(str(p) for p in tmp_path.rglob("*") if p.suffix != ".yml") == before
+
+
+def test_model_set_reconciles_the_whole_set_in_one_call(tmp_path):
+    """ollama_model_set as users call it: one task for every model, check mode, diff, failures that keep the others."""
+    with emulator_process(tmp_path / "models", node="int-set") as emu:
+        emu.post("/api/pull", {"model": "smollm2:135m", "stream": False})
+        emu.reset_stats()
+        tasks = f"""\
+            - name: set
+              pmoves.fleet.ollama_model_set:
+                models:
+                  - {{name: tinyllama, aliases: [XS-LOC-FRE-tinyllama-1.1b]}}
+                  - {{name: all-minilm, source: {{kind: registry}}}}
+                host: {emu.url}
+                models_dir: {tmp_path / "models"}
+                prune: true
+              diff: true
+            """
+        rc, check = play(tmp_path, tasks, check=True)
+        assert rc == 0, check
+        would = check["set"]
+        assert would["changed"] and would["pulled"] == ["tinyllama:latest", "all-minilm:latest"]
+        assert would["aliases_created"] == ["xs-loc-fre-tinyllama-1.1b:latest"] and would["removed"] == ["smollm2:135m"]
+        assert would["api_calls"] == {"GET /api/tags": 1}
+        assert not {"POST /api/pull", "POST /api/copy", "DELETE /api/delete"} & set(emu.stats())
+        assert "smollm2:135m" in would["diff"]["before"] and "smollm2:135m" not in would["diff"]["after"]
+
+        rc, first = play(tmp_path, tasks)
+        assert rc == 0, first
+        done = first["set"]
+        assert done["changed"] and done["pulled"] == would["pulled"] and done["removed"] == ["smollm2:135m"]
+        assert [m["name"] for m in done["models"]] == ["tinyllama:latest", "all-minilm:latest"]
+        assert done["models"][0]["aliases"][0]["name"] == "xs-loc-fre-tinyllama-1.1b:latest"
+        assert sorted(m["name"] for m in emu.get("/api/tags")["models"]) == [
+            "all-minilm:latest", "tinyllama:latest", "xs-loc-fre-tinyllama-1.1b:latest"]
+
+        rc, again = play(tmp_path, tasks)
+        assert rc == 0 and not again["set"]["changed"]
+        assert again["set"]["api_calls"] == {"GET /api/tags": 1}
+
+        rc, typo = play(tmp_path, f"""\
+            - name: typo
+              pmoves.fleet.ollama_model_set:
+                models: [{{name: tinyllama}}, {{name: "tinyllama:1.1b-typo"}}, {{name: smollm2:135m}}]
+                host: {emu.url}
+            """)
+        failed = typo["typo"]
+        assert rc != 0 and failed["failed"] and failed["failed_models"] == ["tinyllama:1.1b-typo"]
+        assert "tinyllama:1.1b-typo" in failed["msg"] and f"{emu.url}/api/pull" in failed["msg"]
+        assert "pull model manifest: file does not exist" in failed["msg"]
+        assert failed["pulled"] == ["smollm2:135m"]  # the model after the failed one was still pulled
+        assert "Traceback" not in json.dumps(failed)
+
+    rc, down = play(tmp_path, """\
+        - name: down
+          pmoves.fleet.ollama_model_set:
+            models: [{name: tinyllama}]
+            host: http://127.0.0.1:9
+            timeout: 3
+        """)
+    assert rc != 0 and "http://127.0.0.1:9/api/tags" in down["down"]["msg"]

@@ -177,3 +177,22 @@ def test_poller_passes_on_each_new_snapshot_and_stops_on_a_broken_connection():
     assert not poller.is_alive()
     assert [s["models"][0]["completed"] for s in seen] == [1_200_000_000, 2_000_000_000]
     assert poller.last == parse_snapshot(json.dumps({"schema": 1, "models": [pulling(completed=2_000_000_000)]}))
+
+
+@pytest.mark.parametrize(("kind", "failed"), [("runner_on_ok", False), ("runner_on_failed", True)])
+def test_one_model_set_call_reports_every_model_it_put_in_place(kind, failed):
+    """ollama_model_set: one result for the node's models; the failed and skipped ones are not done."""
+    models = [{"name": "tinyllama:latest", "failed": False, "model": {"name": "tinyllama:latest"}},
+              {"name": "llama3:70b-typo", "failed": True, "msg": "file does not exist", "url": "http://x/api/pull"},
+              {"name": "all-minilm:latest", "failed": False, "model": {"name": "all-minilm:latest"}},
+              {"name": "qwen2.5:0.5b", "failed": False, "skipped": True, "msg": "not attempted"}]
+    progress = RunProgress()
+    set_action = {"resolved_action": "pmoves.fleet.ollama_model_set"}
+    progress.feed(event("runner_on_start", **set_action))
+    assert progress.hosts["node-a"].model_pulling
+    progress.feed(event(kind, res={"changed": True, "failed": failed, "msg": "1 of 4 failed", "models": models},
+                        **set_action))
+    host = progress.hosts["node-a"]
+    assert host.models_done == ["tinyllama:latest", "all-minilm:latest"]
+    assert host.model_pulling is None
+    assert host.status == ("failed" if failed else "ok")
