@@ -7,7 +7,10 @@ fleet_view) -> the filters the roles call (compose_project, litellm_config, node
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,5 +187,7 @@ def test_workstation_layers_its_own_compose_file_under_the_gpu_override(seed_inv
         assert "image" not in svc
     assert layered["keep_services"] == [] and layered["warnings"] == plain["warnings"]
     # The file sits in a dot-directory: ansible never reads it as part of the inventory (no "services" group).
-    assert not any("services" in h["all_groups"] for h in inventory["hosts"])
+    listed = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(Path(paths[0]).parents[1]),
+                             "--list"], check=True, capture_output=True, text=True)
+    assert "services" not in json.loads(listed.stdout) and "unexpected key" not in listed.stderr
     assert Path(paths[0]).parent.name.startswith(".")
