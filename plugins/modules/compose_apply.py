@@ -37,7 +37,7 @@ options:
     description:
       - Files to write. C(content) is a mapping (written as YAML) or a string (written verbatim).
       - Compose files (named in O(compose_files)) must be mappings, or strings written verbatim with their parsed
-        content in C(data) (the user's own compose files of seed 004: copied byte for byte, hashed from C(data),
+        content in C(data) (the user's own compose files of seed 004 - copied byte for byte, hashed from C(data),
         never relabelled; the hash label of their services goes into the first mapping file that names them).
     type: list
     elements: dict
