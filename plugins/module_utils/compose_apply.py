@@ -448,7 +448,8 @@ class ComposeProject:
             order = [n for n in order if n in self.services and n not in self.keep_services]
         else:
             order = [n for n in order if n not in self.keep_services]
-        unlabelled = [n for n in order if n not in _labelled(labelled)]
+        have_label = _labelled(labelled)
+        unlabelled = [n for n in order if n not in have_label]
         if unlabelled:
             raise ApplyError(f"services {unlabelled} are defined only in verbatim files: their config hash label "
                              "needs a rendered file (the GPU override) that names them")
