@@ -724,8 +724,8 @@ def standins(services: list[dict[str, Any]], hardware: list[dict[str, Any]] | No
 
 def _container_port(spec: Any) -> int | None:
     """The container side of a compose `ports` entry: "8080", "8091:8080", "127.0.0.1:8091:8080/tcp", {target: 8080}."""
-    target = spec.get("target") if isinstance(spec, dict) else str(spec).split("/")[0].rsplit(":", 1)[-1]
-    target = str(target or "").split("-")[0]
+    target = spec.get("target") if isinstance(spec, dict) else str(spec).split("/", maxsplit=1)[0].rsplit(":", 1)[-1]
+    target = str(target or "").split("-", maxsplit=1)[0]
     return int(target) if target.isdigit() else None
 
 
