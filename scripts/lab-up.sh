@@ -159,7 +159,8 @@ push_wheelhouse() {  # container is_gateway
 STANDINS=$CACHE/standins.tar
 build_standins() {
   local lines image ports paths work lib www
-  lines=$("$PY" scripts/lab_fleet.py standins "$INVENTORY_JSON")
+  # The inventory too: images of the user compose files its hosts name (pmoves_compose_user_files).
+  lines=$("$PY" scripts/lab_fleet.py standins "$INVENTORY_JSON" "$INVENTORY") || die "stand-in list failed"
   [[ -n $lines ]] || { rm -f "$STANDINS"; return 0; }
   command -v busybox >/dev/null || die "the stand-in images need busybox on this host (apt-get install busybox)"
   work=$(mktemp -d "$CACHE/standin.XXXXXX")

@@ -8,6 +8,7 @@ given) and is unit tested in tests/unit/lab.
     lab_fleet.py sysroot INVENTORY_JSON HOST FIXTURES DEST
     lab_fleet.py overlay INVENTORY_JSON OVERLAY_DIR REPO
     lab_fleet.py lab-json INVENTORY_JSON ARTIFACTS GATEWAY_PORT NATS_PORT
+    lab_fleet.py standins INVENTORY_JSON [INVENTORY]   -> image|port port|path path
     lab_fleet.py wrapper TOOL [SYSROOT]              -> /usr/local/bin/TOOL of a node (TEST DOUBLE)
 
 INVENTORY_JSON is the output of `ansible-inventory --list` for the fleet's own inventory (without
@@ -721,6 +722,47 @@ def standins(services: list[dict[str, Any]], hardware: list[dict[str, Any]] | No
     return out
 
 
+def _container_port(spec: Any) -> int | None:
+    """The container side of a compose `ports` entry: "8080", "8091:8080", "127.0.0.1:8091:8080/tcp", {target: 8080}."""
+    target = spec.get("target") if isinstance(spec, dict) else str(spec).split("/", maxsplit=1)[0].rsplit(":", 1)[-1]
+    target = str(target or "").split("-", maxsplit=1)[0]
+    return int(target) if target.isdigit() else None
+
+
+def user_file_services(inventory: dict[str, Any], inventory_dir: str) -> list[dict[str, Any]]:
+    """Services of the user compose files the hosts name (pmoves_compose_user_files; a relative path is under the
+    inventory's directory, as roles/compose resolves it), as catalog-like entries: image, container port, and the
+    health of the catalog service of the same name. Their images need stand-ins like the catalog's."""
+    import yaml  # the controller's (ansible's) PyYAML; only this command needs it
+
+    health = {e.get("name"): e.get("health") for e in inventory_services(inventory) if isinstance(e, dict)}
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for _host, v in sorted(inventory.get("_meta", {}).get("hostvars", {}).items()):
+        for path in v.get("pmoves_compose_user_files") or []:
+            full = os.path.normpath(os.path.join(inventory_dir, os.path.expanduser(str(path))))
+            if full in seen:
+                continue
+            seen.add(full)
+            with open(full, encoding="utf-8") as handle:
+                try:
+                    data = yaml.safe_load(handle) or {}
+                except yaml.YAMLError as exc:
+                    raise ValueError(f"{full} is not valid YAML: {exc}") from exc
+            for name, svc in sorted(((data.get("services") or {}) if isinstance(data, dict) else {}).items()):
+                if not isinstance(svc, dict) or not isinstance(svc.get("image"), str) or not svc["image"]:
+                    continue  # a service built from source has no image to stand in for
+                ports = [p for p in map(_container_port, svc.get("ports") or []) if p] or [None]
+                for port in ports:
+                    out.append({"name": name, "image": svc["image"], "container_port": port, "health": health.get(name)})
+    return out
+
+
+def inventory_dir_of(path: str) -> str:
+    """The directory relative user-file paths are under: the inventory directory (or a file inventory's directory)."""
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
 def inventory_services(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     """The fleet's pmoves_services (group_vars/all: the same on every host)."""
     for v in inventory.get("_meta", {}).get("hostvars", {}).values():
@@ -820,7 +862,14 @@ def main(argv: list[str]) -> int:
         inventory = _load(args[0])
         hardware = [v["pmoves_hardware"] for v in inventory["_meta"]["hostvars"].values()
                     if isinstance(v.get("pmoves_hardware"), dict)]
-        for image, rec in sorted(standins(inventory_services(inventory), hardware).items()):
+        services = list(inventory_services(inventory))
+        if len(args) > 1:  # the inventory itself: the user compose files its hosts name carry images too
+            try:
+                services += user_file_services(inventory, inventory_dir_of(args[1]))
+            except (OSError, ValueError) as exc:
+                print(f"standins: cannot read a compose user file: {exc}", file=sys.stderr)
+                return 1
+        for image, rec in sorted(standins(services, hardware).items()):
             print(f"{image}|{' '.join(map(str, rec['ports']))}|{' '.join(rec['paths'])}")
         return 0
     if cmd == "forge":  # host|checkpoint_dir checkpoint_dir

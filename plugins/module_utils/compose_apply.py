@@ -17,7 +17,12 @@ the 1.x releases on PyPI). Engine differences handled here, so the callers never
   always read back from ``<cli> inspect``, never from the exit code alone;
 * the files of the last successful apply are kept as ``<file>.last-good`` (and their data in
   ``.pmoves-compose.last-good.json``); a failed start restores them, brings the services back
-  as they were and reports the failing service's log tail.
+  as they were and reports the failing service's log tail;
+* compose files may be given verbatim (the user's own files of seed 004) with their parsed data
+  (``parsed``): they are written byte for byte and hashed from the data; the hash label then goes
+  into the first rendered file that defines the service (the GPU override). ``services`` limits
+  the apply to the planned services, ``keep_services`` names services of the files that are left
+  alone (never started, recreated nor removed).
 
 The pure helpers (hashes, change plan, probes parsing) are unit-tested without an engine.
 """
@@ -185,16 +190,19 @@ def service_hashes(docs: Sequence[Mapping[str, Any]], env_digests: Mapping[str, 
     return hashes
 
 
-def with_hash_labels(docs: Sequence[Mapping[str, Any]], hashes: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Copies of ``docs`` with the hash label on each service, in the first file defining it."""
+def with_hash_labels(docs: Sequence[Mapping[str, Any]], hashes: Mapping[str, str],
+                     verbatim: Sequence[bool] | None = None) -> list[dict[str, Any]]:
+    """Copies of ``docs`` with the hash label on each service, in the first file defining it that is not
+    written verbatim (``verbatim[i]``: the user's own file, copied byte for byte, never relabelled)."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for doc in docs:
+    for index, doc in enumerate(docs):
         new_doc = dict(doc)
         services = {}
+        skip = bool(verbatim and verbatim[index])
         for name, svc in (doc.get("services") or {}).items():
             svc = dict(svc or {})
-            if name not in seen:
+            if name not in seen and not skip:
                 seen.add(name)
                 labels = _as_label_dict(svc.get("labels"))
                 labels[CONFIG_HASH_LABEL] = hashes[name]
@@ -204,6 +212,11 @@ def with_hash_labels(docs: Sequence[Mapping[str, Any]], hashes: Mapping[str, str
             new_doc["services"] = services
         out.append(new_doc)
     return out
+
+
+def _labelled(docs: Sequence[Mapping[str, Any]]) -> set[str]:
+    return {name for doc in docs for name, svc in (doc.get("services") or {}).items()
+            if CONFIG_HASH_LABEL in _as_label_dict((svc or {}).get("labels"))}
 
 
 @dataclass(frozen=True)
@@ -251,8 +264,10 @@ class ChangePlan:
 
 
 def plan_changes(order: Sequence[str], desired: Mapping[str, str], containers: Iterable[Container],
-                 dependents: Mapping[str, Sequence[str]] | None = None) -> ChangePlan:
-    """Compare desired hashes with the containers; ``dependents`` (podman) pulls in running dependents."""
+                 dependents: Mapping[str, Sequence[str]] | None = None, keep: Iterable[str] = ()) -> ChangePlan:
+    """Compare desired hashes with the containers; ``dependents`` (podman) pulls in running dependents;
+    containers of ``keep`` services are never removed (nor recreated: they are not in ``order``)."""
+    kept = set(keep)
     by_service: dict[str, list[Container]] = {}
     for c in containers:
         by_service.setdefault(c.service, []).append(c)
@@ -276,7 +291,7 @@ def plan_changes(order: Sequence[str], desired: Mapping[str, str], containers: I
                     pending.append(dep)
     plan.recreate = {n: reasons[n] for n in order if n in reasons}
     plan.unchanged = [n for n in order if n not in reasons]
-    plan.remove = [c for s, cs in sorted(by_service.items()) if s not in desired for c in cs]
+    plan.remove = [c for s, cs in sorted(by_service.items()) if s not in desired and s not in kept for c in cs]
     return plan
 
 
@@ -374,14 +389,28 @@ class ComposeProject:
     # Files an earlier release wrote and this one no longer does (the root-level GPU override before it
     # moved under config/): removed after a successful apply when still ours, see stale().
     stale_files: list[str] = field(default_factory=list)
+    # Compose files given verbatim (str in `documents`): relative path -> their parsed content.
+    parsed: dict[str, Any] = field(default_factory=dict)
+    # The services this apply manages (None: every active service of the files).
+    services: list[str] | None = None
+    # Services of the files left alone: never started, recreated nor removed (the user's own).
+    keep_services: list[str] = field(default_factory=list)
 
     # ---- rendering of the final files (hash labels injected)
     def __post_init__(self) -> None:
         for rel in self.compose_files:
-            if not isinstance(self.documents.get(rel), Mapping):
-                raise ApplyError(f"compose file {rel!r} must be given as a mapping in `files` (got "
-                                 f"{type(self.documents.get(rel)).__name__})")
+            doc = self.documents.get(rel)
+            if isinstance(doc, str) and isinstance(self.parsed.get(rel), Mapping):
+                continue
+            if not isinstance(doc, Mapping):
+                raise ApplyError(f"compose file {rel!r} must be given as a mapping in `files`, or as text with its "
+                                 f"parsed `data` (got {type(doc).__name__})")
         self.project_dir = os.path.abspath(self.project_dir)
+
+    def compose_docs(self) -> list[Mapping[str, Any]]:
+        """The compose files as data, in ``-f`` order (verbatim ones as parsed)."""
+        return [self.parsed[rel] if isinstance(self.documents[rel], str) else self.documents[rel]
+                for rel in self.compose_files]
 
     def path(self, rel: str) -> str:
         if os.path.isabs(rel) or ".." in rel.split("/"):
@@ -402,15 +431,28 @@ class ComposeProject:
 
     def desired(self) -> tuple[dict[str, str], dict[str, str], list[str], dict[str, list[str]]]:
         """(file texts, service hashes, active services in order, dependents)."""
-        docs = [self.documents[rel] for rel in self.compose_files]
+        docs = self.compose_docs()
         hashes = service_hashes(docs, self._env_digests(docs))
-        labelled = with_hash_labels(docs, hashes)
+        verbatim = [isinstance(self.documents[rel], str) for rel in self.compose_files]
+        labelled = with_hash_labels(docs, hashes, verbatim)
         texts: dict[str, str] = {}
         for rel, content in self.documents.items():
-            if rel in self.compose_files:
+            if rel in self.compose_files and not isinstance(content, str):
                 content = labelled[self.compose_files.index(rel)]
             texts[rel] = content if isinstance(content, str) else to_yaml(content)
         order = active_services(docs, self.profiles)
+        if self.services is not None:
+            unknown = sorted(set(self.services) - set(merged_services(docs)))
+            if unknown:
+                raise ApplyError(f"services {unknown} are in none of the compose files {self.compose_files}")
+            order = [n for n in order if n in self.services and n not in self.keep_services]
+        else:
+            order = [n for n in order if n not in self.keep_services]
+        have_label = _labelled(labelled)
+        unlabelled = [n for n in order if n not in have_label]
+        if unlabelled:
+            raise ApplyError(f"services {unlabelled} are defined only in verbatim files: their config hash label "
+                             "needs a rendered file (the GPU override) that names them")
         return texts, {n: hashes[n] for n in order}, order, dependents_map(docs)
 
     # ---- engine access
@@ -491,7 +533,7 @@ class ComposeProject:
             self.start_service(service)
 
     def wait_healthy(self, service: str, up_error: str = "") -> None:
-        merged = merged_services([self.documents[rel] for rel in self.compose_files]).get(service) or {}
+        merged = merged_services(self.compose_docs()).get(service) or {}
         kind, target, timeout = parse_health(merged.get("x-pmoves-health"), self.health_timeout)
         deadline = self.clock() + timeout
         settle_until = self.clock() + self.settle_seconds
@@ -526,7 +568,8 @@ class ComposeProject:
         texts, desired, order, dependents = self.desired()
         before = {rel: _read(self.path(rel)) for rel in texts}
         containers = self.containers()
-        changes = plan_changes(order, desired, containers, dependents if self.engine.kind == "podman" else None)
+        changes = plan_changes(order, desired, containers, dependents if self.engine.kind == "podman" else None,
+                               keep=self.keep_services)
         return texts, before, changes, order
 
     def stale(self) -> tuple[list[str], list[str]]:
@@ -593,7 +636,7 @@ class ComposeProject:
             if _read(self.path(rel) + LAST_GOOD_SUFFIX) != text:
                 _write_atomic(self.path(rel) + LAST_GOOD_SUFFIX, text, self.file_mode)
         state = {"compose_files": self.compose_files, "profiles": self.profiles,
-                 "documents": {rel: self.documents[rel] for rel in self.compose_files}}
+                 "documents": dict(zip(self.compose_files, self.compose_docs()))}
         text = json.dumps(state, sort_keys=True, indent=1) + "\n"
         if _read(self.path(STATE_FILE)) != text:
             _write_atomic(self.path(STATE_FILE), text, 0o600)

@@ -18,6 +18,19 @@ Files of a project:
 * ``config/gpu-assignments.yml``: the human-readable assignment table of seed 004, without
   a ``generated_at`` timestamp so that it stays deterministic.
 
+User files (seed 004: ``podman-compose -f docker-compose.prod.yml -f config/docker-compose.gpu-override.yml``):
+when the inventory names the user's own compose files (:class:`UserFile`, role variable
+``pmoves_compose_user_files``), they are copied verbatim and carry images, commands, ports, volumes;
+the ``-f`` list is those files, then the override, and no ``docker-compose.yml`` is rendered. The
+override then carries only what the fleet owns, for every planned service: its labels
+(``io.pmoves.node``, ``io.pmoves.service``, and the config hash added by the apply), its
+``x-pmoves-health`` probe from the catalog, and for the GPU services the same GPU pinning as in the
+default layout (device reservations, ``devices``/``group_add`` on AMD, ``PMOVES_GPU_INDEX``,
+``NVIDIA_VISIBLE_DEVICES``, ``CUDA_VISIBLE_DEVICES``, ``HIP_VISIBLE_DEVICES``, ``VRAM_BUDGET_GB``).
+Compose merges the files in ``-f`` order: mappings (``environment``, ``labels``, ``deploy``) merge
+key by key and the later file (the override) wins on a key both set; lists (``ports``, ``volumes``,
+``devices``) are combined; other scalars are replaced by the later file.
+
 Releases before the seed-004 layout wrote the override at the project root
 (:data:`LEGACY_GPU_OVERRIDE_FILE`); :data:`STALE_FILES` names it so that the apply removes it
 when it is still ours.
@@ -39,12 +52,15 @@ __all__ = [
     "GPU_ASSIGNMENTS_FILE",
     "GPU_OVERRIDE_FILE",
     "LEGACY_GPU_OVERRIDE_FILE",
+    "RESERVED_USER_FILE_NAMES",
     "STALE_FILES",
     "RenderError",
     "RenderOptions",
     "RenderedProject",
+    "UserFile",
     "compose_file_name",
     "env_name",
+    "layer_user_files",
     "render_project",
     "resolve_image",
     "service_order",
@@ -57,6 +73,8 @@ GPU_OVERRIDE_FILE = "config/docker-compose.gpu-override.yml"
 GPU_ASSIGNMENTS_FILE = "config/gpu-assignments.yml"
 LEGACY_GPU_OVERRIDE_FILE = "docker-compose.gpu-override.yml"  # written at the root before the seed-004 layout
 STALE_FILES = (LEGACY_GPU_OVERRIDE_FILE,)
+# Names a user file may not have in the project directory (ours, or the apply's bookkeeping).
+RESERVED_USER_FILE_NAMES = (".env", ".pmoves-compose.last-good.json")
 
 # Class defaults from seed 000 (profiles, base images) and seed 001 (l4t-jetpack per JetPack).
 # `{l4t}`, `{jetpack}` and `{cuda}` in an image name are filled from the hardware facts.
@@ -116,6 +134,17 @@ class RenderOptions:
     strategy: str | None = None
 
 
+@dataclass(frozen=True)
+class UserFile:
+    """One of the user's own compose files: its name in the project directory (the basename of the
+    controller path), its text (copied verbatim) and its parsed content (the apply hashes it)."""
+
+    name: str
+    text: str
+    data: Mapping[str, Any]
+    source: str = ""  # the controller path, for messages
+
+
 @dataclass
 class RenderedProject:
     """Everything the compose role writes, as data (YAML text via :func:`to_yaml`)."""
@@ -126,15 +155,20 @@ class RenderedProject:
     gpu_assignments: dict[str, Any] | None
     profiles: list[str]
     warnings: list[str] = field(default_factory=list)
+    # The user's own compose files (seed 004 layout); empty: ``main_file`` is rendered from the catalog.
+    user_files: list[UserFile] = field(default_factory=list)
 
     @property
     def compose_files(self) -> list[str]:
-        """The ``-f`` list in order (main file first, then the GPU override)."""
+        """The ``-f`` list in order (main file or the user files first, then the GPU override)."""
+        if self.user_files:
+            return [u.name for u in self.user_files] + [GPU_OVERRIDE_FILE]
         return [self.main_file] + ([GPU_OVERRIDE_FILE] if self.gpu_override is not None else [])
 
     def files(self) -> dict[str, str]:
         """Relative path -> rendered text for every file of the project."""
-        out = {self.main_file: to_yaml(self.compose)}
+        user = {u.name: u.text for u in self.user_files}
+        out = user or {self.main_file: to_yaml(self.compose)}
         if self.gpu_override is not None:
             out[GPU_OVERRIDE_FILE] = to_yaml(self.gpu_override)
         if self.gpu_assignments is not None:
@@ -395,11 +429,13 @@ def render_project(
     hardware: Mapping[str, Any],
     class_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     options: RenderOptions | None = None,
+    user_files: Sequence[UserFile] | None = None,
 ) -> RenderedProject:
     """Render the compose project of ``host`` (its plan.json node entry) as data.
 
     Raises :class:`RenderError` with an actionable message when the plan names a service that
-    is not in the catalog, a GPU index the host does not have, or a dependency cycle.
+    is not in the catalog, a GPU index the host does not have, or a dependency cycle; with
+    ``user_files``, also when a planned service is in none of them (see :func:`layer_user_files`).
     """
     opts = options or RenderOptions()
     defaults = {**DEFAULT_CLASS_DEFAULTS, **(class_defaults or {})}
@@ -424,7 +460,12 @@ def render_project(
     for item in sorted(planned, key=lambda s: s["name"]):
         name = item["name"]
         entry = by_name[name]
-        svc: dict[str, Any] = {"image": resolve_image(entry, node_class, hardware, defaults)}
+        try:
+            svc: dict[str, Any] = {"image": resolve_image(entry, node_class, hardware, defaults)}
+        except RenderError:
+            if not user_files:
+                raise
+            svc = {}  # the user's file names the image
         for key in _PASSTHROUGH_KEYS:
             if entry.get(key) is not None:
                 svc[key] = entry[key]
@@ -461,13 +502,85 @@ def render_project(
         _uses_gpu(s, by_name[s["name"]]) for s in planned
     ):
         warnings.append(f"{host}: GPU services planned but none has a gpu_index in the plan")
-    return RenderedProject(
+    project = RenderedProject(
         main_file=compose_file_name(arch),
         compose=compose,
         gpu_override=override,
         gpu_assignments=assignments,
         profiles=sorted(profiles),
         warnings=warnings,
+    )
+    return layer_user_files(host, project, user_files) if user_files else project
+
+
+def _as_mapping(value: Any) -> dict[str, Any]:
+    """``environment`` / ``labels`` of a compose service as a mapping (list form ``KEY=VALUE``)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return dict(str(item).partition("=")[::2] for item in value)
+    return {}
+
+
+def layer_user_files(host: str, project: RenderedProject, user_files: Sequence[UserFile]) -> RenderedProject:
+    """The project in the seed-004 layout: the user's files, then our override for every planned service.
+
+    The override keeps of each rendered service only what the fleet owns (labels, health probe, GPU
+    pinning); image, command, ports, volumes, env files and restart policy are the user's. Raises
+    :class:`RenderError` when a planned service is in none of the user files, or a file is no compose file.
+    """
+    names = [u.name for u in user_files]
+    for u in user_files:
+        if not u.name or "/" in u.name or u.name in (GPU_OVERRIDE_FILE, GPU_ASSIGNMENTS_FILE) \
+                or u.name in RESERVED_USER_FILE_NAMES or u.name.endswith(".last-good"):
+            raise RenderError(f"{host}: user compose file {u.source or u.name!r}: the name {u.name!r} is reserved "
+                              "in the project directory; rename the file")
+        if not isinstance(u.data, Mapping) or not isinstance(u.data.get("services") or {}, Mapping):
+            raise RenderError(f"{host}: user compose file {u.source or u.name!r} is not a compose file "
+                              "(a mapping with a `services` mapping)")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise RenderError(f"{host}: user compose files {dupes} share a name in the project directory "
+                          "(each is copied under its basename)")
+    defined: dict[str, dict[str, Any]] = {}
+    for u in user_files:
+        for name, svc in (u.data.get("services") or {}).items():
+            defined.setdefault(str(name), {}).update(svc or {})
+    planned = list(project.compose["services"])
+    missing = sorted(n for n in planned if n not in defined)
+    if missing:
+        raise RenderError(f"{host}: the plan places {', '.join(missing)} on this node but no user compose file "
+                          f"defines {'it' if len(missing) == 1 else 'them'} (files: "
+                          f"{', '.join(u.source or u.name for u in user_files)}); add the service to one of them "
+                          "or leave pmoves_compose_user_files empty")
+    warnings = list(project.warnings)
+    gpu = (project.gpu_override or {}).get("services") or {}
+    override: dict[str, Any] = {}
+    profiles = set(project.profiles)
+    for name in planned:
+        rendered = project.compose["services"][name]
+        svc: dict[str, Any] = {"labels": dict(rendered["labels"])}
+        if "x-pmoves-health" in rendered:
+            svc["x-pmoves-health"] = rendered["x-pmoves-health"]
+        svc.update(gpu.get(name) or {})
+        override[name] = svc
+        profiles.update(defined[name].get("profiles") or [])
+        mine = _as_mapping(defined[name].get("environment"))
+        clash = sorted(k for k in (svc.get("environment") or {}) if k in mine)
+        if clash:
+            warnings.append(f"{host}: {name} sets {', '.join(clash)} in its user compose file; the GPU override "
+                            "wins (it is layered last)")
+        if name in gpu and ((defined[name].get("deploy") or {}).get("resources") or {}).get("reservations"):
+            warnings.append(f"{host}: {name} reserves devices in its user compose file too; compose combines the "
+                            "lists, so it may get more GPUs than the plan gives it (leave GPUs to the override)")
+    return RenderedProject(
+        main_file=project.main_file,
+        compose=project.compose,
+        gpu_override={"services": override},
+        gpu_assignments=project.gpu_assignments,
+        profiles=sorted(profiles),
+        warnings=warnings,
+        user_files=list(user_files),
     )
 
 

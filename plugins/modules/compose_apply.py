@@ -36,7 +36,9 @@ options:
   files:
     description:
       - Files to write. C(content) is a mapping (written as YAML) or a string (written verbatim).
-      - Compose files (named in O(compose_files)) must be mappings.
+      - Compose files (named in O(compose_files)) must be mappings, or strings written verbatim with their parsed
+        content in C(data) (the user's own compose files of seed 004 - copied byte for byte, hashed from C(data),
+        never relabelled; the hash label of their services goes into the first mapping file that names them).
     type: list
     elements: dict
     default: []
@@ -49,6 +51,10 @@ options:
         description: Mapping or string.
         type: raw
         required: true
+      data:
+        description:
+          - For a compose file given as a string, its parsed content (parsed on the controller; nodes need no PyYAML).
+        type: raw
   compose_files:
     description: The C(-f) list, in order (main file first, then overrides). Each must be in O(files).
     type: list
@@ -60,6 +66,20 @@ options:
         root-level C(docker-compose.gpu-override.yml) before it moved to C(config/)).
       - After a successful apply each is removed, with its C(.last-good) copy, when it is still ours
         (byte-identical to its C(.last-good) copy); one edited since is kept and listed in RV(stale_kept).
+    type: list
+    elements: str
+    default: []
+  services:
+    description:
+      - The services this apply manages (the node's planned services); other services of the files are neither
+        started nor recreated, and their containers are removed unless listed in O(keep_services).
+      - Not given, every active service of the files is managed.
+    type: list
+    elements: str
+  keep_services:
+    description:
+      - Services of the files that are left alone - never started, recreated nor removed (services of the user's
+        own compose files that the fleet does not manage).
     type: list
     elements: str
     default: []
@@ -130,6 +150,18 @@ EXAMPLES = r"""
         content: "{{ rendered.gpu_override }}"
     compose_files: [docker-compose.yml, config/docker-compose.gpu-override.yml]
     profiles: [gpu, tts]
+
+- name: Compose | seed 004 layout - the user's own compose file under the GPU override
+  pmoves.fleet.compose_apply:
+    project_dir: /opt/pmoves/compose
+    files:
+      - path: docker-compose.prod.yml
+        content: "{{ lookup('ansible.builtin.file', 'docker-compose.prod.yml', rstrip=false) }}"
+        data: "{{ lookup('ansible.builtin.file', 'docker-compose.prod.yml') | from_yaml }}"
+      - path: config/docker-compose.gpu-override.yml
+        content: "{{ rendered.gpu_override }}"
+    compose_files: [docker-compose.prod.yml, config/docker-compose.gpu-override.yml]
+    services: [ai-llm, ai-enrichment]
 """
 
 RETURN = r"""
@@ -214,7 +246,10 @@ def main() -> None:
             "files": {"type": "list", "elements": "dict", "default": [], "options": {
                 "path": {"type": "str", "required": True},
                 "content": {"type": "raw", "required": True},
+                "data": {"type": "raw"},
             }},
+            "services": {"type": "list", "elements": "str"},
+            "keep_services": {"type": "list", "elements": "str", "default": []},
             "compose_files": {"type": "list", "elements": "str", "default": []},
             "stale_files": {"type": "list", "elements": "str", "default": []},
             "profiles": {"type": "list", "elements": "str", "default": []},
@@ -231,6 +266,7 @@ def main() -> None:
     )
     p = module.params
     documents = {f["path"]: f["content"] for f in p["files"]}
+    parsed = {f["path"]: f["data"] for f in p["files"] if isinstance(f["content"], str) and f.get("data") is not None}
     missing = [rel for rel in p["compose_files"] if rel not in documents]
     if missing:
         module.fail_json(msg=f"compose_files {missing} are not in files: give their content")
@@ -251,7 +287,8 @@ def main() -> None:
             project_dir=p["project_dir"], project_name=p["project_name"], compose_files=p["compose_files"],
             documents=documents, engine=engine, run=run, profiles=p["profiles"], file_mode=mode,
             health_timeout=p["health_timeout"], settle_seconds=p["settle_seconds"], log_lines=p["log_lines"],
-            stop_timeout=p["stop_timeout"], stale_files=p["stale_files"],
+            stop_timeout=p["stop_timeout"], stale_files=p["stale_files"], parsed=parsed, services=p["services"],
+            keep_services=p["keep_services"],
         )
         if p["state"] == "absent":
             if module.check_mode:

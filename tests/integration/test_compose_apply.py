@@ -3,6 +3,8 @@
 Brings up a rendered project (three services; the workstation's two GPUs of seed 004), changes
 one service's GPU and shows that only that container was recreated, then breaks a service and
 shows the rollback to the last good files and containers, with the log tail in the failure.
+The same with seed 004's layout: the user's own compose file (two services) under our override
+(pmoves_compose_user_files), one line of it edited, then a broken one rolled back.
 
 On a host without GPUs: podman-compose 1.0.3 (Debian 12) ignores
 `deploy.resources.reservations.devices`, so the real override file is used; later podman-compose
@@ -24,8 +26,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.pmoves.fleet.plugins.module_utils.compose_apply import LAST_GOOD_SUFFIX
-from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import RenderOptions, render_project
+from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import RenderOptions, UserFile, render_project
 
 pytestmark = [
     pytest.mark.integration,
@@ -209,3 +212,82 @@ def test_only_the_changed_service_is_recreated_and_a_broken_one_rolls_back(proje
 
     rc, res, log = project.apply(v2, state="absent")
     assert rc == 0 and res["changed"] and project.containers() == {}, log
+
+
+def _user_file(web_port: int, worker_cmd: str = "/bin/busybox sleep 86400", web_image: str = IMAGE) -> str:
+    """The user's own compose file (seed 004's docker-compose.prod.yml): images, commands, ports are theirs."""
+    return (
+        "# the user's file: copied verbatim\n"
+        "services:\n"
+        "  web:\n"
+        f"    image: {web_image}\n"
+        '    command: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+        f'    ports: ["127.0.0.1:{web_port}:8080"]\n'
+        "  worker:\n"
+        f"    image: {IMAGE}\n"
+        f'    command: ["/bin/busybox", "sh", "-c", "{worker_cmd}"]\n'
+    )
+
+
+def _user_rendered(project: Project, text: str) -> dict:
+    catalog = [{"name": "web", "vram_mb": 1000, "gpu": True, "port": project.web_port, "health": "/index.html"},
+               {"name": "worker", "vram_mb": 2000, "gpu": True}]
+    node = {"class": "gpu", "services": [{"name": "web", "gpu_index": 0}, {"name": "worker", "gpu_index": 1}]}
+    opts = RenderOptions(project_name=project.name, gpu_reservations=project.reservations, strategy="manual",
+                         health_timeout=20)
+    user = UserFile(name="docker-compose.prod.yml", text=text, data=yaml.safe_load(text))
+    rendered = render_project("workstation", node, catalog, FLEET["hardware"]["workstation"], options=opts,
+                              user_files=[user])
+    files = [{"path": user.name, "content": text, "data": user.data},
+             {"path": "config/docker-compose.gpu-override.yml", "content": rendered.gpu_override},
+             {"path": "config/gpu-assignments.yml", "content": rendered.gpu_assignments}]
+    return {"files": files, "compose_files": rendered.compose_files, "profiles": rendered.profiles,
+            "services": list(rendered.compose["services"])}
+
+
+def test_user_compose_file_under_the_override_recreates_only_the_edited_service_and_rolls_back(project):
+    """Seed 004's layout with the real podman-compose: `-f docker-compose.prod.yml -f config/docker-compose.gpu-override.yml`."""
+    v1_text = _user_file(project.web_port)
+    v1 = _user_rendered(project, v1_text)
+    assert v1["compose_files"] == ["docker-compose.prod.yml", "config/docker-compose.gpu-override.yml"]
+    rc, res, log = project.apply(v1)
+    assert rc == 0 and not res.get("failed"), log
+    assert sorted(res["recreated"]) == ["web", "worker"], res
+    first = project.containers()
+    assert {s: c["state"] for s, c in first.items()} == {"web": "running", "worker": "running"}
+    assert all(c["hash"] for c in first.values())  # the label came from the override, the user file is verbatim
+    assert (project.dir / "docker-compose.prod.yml").read_text() == v1_text
+    assert not (project.dir / "docker-compose.yml").exists()
+    with socket.create_connection(("127.0.0.1", project.web_port), timeout=5):
+        pass
+
+    rc, res, log = project.apply(v1)
+    assert rc == 0 and res["changed"] is False and res["recreated"] == [], log
+    assert project.containers() == first
+
+    # Edit one service's line in the user file: only that container is recreated.
+    v2_text = _user_file(project.web_port, worker_cmd="/bin/busybox sleep 86401")
+    v2 = _user_rendered(project, v2_text)
+    rc, res, log = project.apply(v2)
+    assert rc == 0 and res["recreated"] == ["worker"], (res, log)
+    # The user file, and the override for worker's new config hash label.
+    assert res["files_changed"] == ["config/docker-compose.gpu-override.yml", "docker-compose.prod.yml"], res
+    second = project.containers()
+    assert second["worker"]["id"] != first["worker"]["id"] and second["web"]["id"] == first["web"]["id"]
+    assert (project.dir / ("docker-compose.prod.yml" + LAST_GOOD_SUFFIX)).read_text() == v2_text
+
+    # A user file whose web cannot start: failure, the previous user file copy is back, web runs as before.
+    v3_text = _user_file(project.web_port, worker_cmd="/bin/busybox sleep 86401").replace(
+        '"httpd", "-f", "-p", "8080", "-h", "/www"]', '"sh", "-c", "echo pmoves-user-broken; exit 3"]')
+    rc, res, log = project.apply(_user_rendered(project, v3_text))
+    assert res.get("failed") and res["failed_service"] == "web", log
+    assert "pmoves-user-broken" in res["msg"] and "rolled back" in res["msg"], res["msg"]
+    assert "docker-compose.prod.yml" in res["rollback"]["files_restored"], res["rollback"]
+    assert (project.dir / "docker-compose.prod.yml").read_text() == v2_text
+    third = project.containers()
+    assert third["web"]["state"] == "running" and third["web"]["hash"] == second["web"]["hash"]
+    assert third["worker"]["id"] == second["worker"]["id"]
+    with socket.create_connection(("127.0.0.1", project.web_port), timeout=5):
+        pass
+    rc, res, log = project.apply(v2)
+    assert rc == 0 and res["changed"] is False, log

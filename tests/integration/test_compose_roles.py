@@ -112,6 +112,59 @@ def test_cpu_node_env_and_compose_converge_and_are_idempotent(tmp_path):
         subprocess.run(["podman", "network", "rm", "-f", f"{project}_default"], capture_output=True, check=False)
 
 
+@pytest.mark.skipif(not (shutil.which("podman") and shutil.which("podman-compose")), reason="needs podman-compose")
+def test_compose_role_layers_the_users_compose_file_under_the_override(tmp_path):
+    """pmoves_compose_user_files (seed 004's docker-compose.prod.yml): a missing file fails before anything is
+    written; the user's file is copied verbatim, the role runs `-f docker-compose.prod.yml -f config/...override`,
+    leaves the user's own extra service alone, and a rerun changes nothing."""
+    ensure_busybox_image(tmp_path)
+    project = f"pmovesuser{uuid.uuid4().hex[:6]}"
+    port = 20000 + int(uuid.uuid4().int % 2000)
+    hardware = PMOVES["hardware"]["pmoves-vps-kvm4-1"]
+    catalog = [{"name": "hi-rag-cpu", "vram_mb": 0, "gpu": False, "port": port, "health": "/index.html"}]
+    plan = {"schema": 1, "strategy": "balanced", "nodes": {
+        "localhost": {"class": "cpu", "models": [], "services": [{"name": "hi-rag-cpu"}]}}}
+    user_text = ("# mine\nservices:\n  hi-rag-cpu:\n"
+                 f"    image: {IMAGE}\n"
+                 '    command: ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+                 f'    ports: ["127.0.0.1:{port}:8080"]\n'
+                 "  my-own-tool:\n"
+                 f"    image: {IMAGE}\n")
+    variables = {
+        "pmoves_hardware": hardware, "pmoves_services": catalog,
+        "pmoves_node_plan": node_plan(plan, "localhost"), "pmoves_fleet_plan": fleet_view(plan),
+        "pmoves_compose_project_dir": str(tmp_path / "project"), "pmoves_compose_project_name": project,
+        "pmoves_compose_bind_address": "127.0.0.1", "pmoves_compose_stop_timeout": 1,
+        "pmoves_compose_health_timeout": 30, "pmoves_compose_user_files": [str(tmp_path / "docker-compose.prod.yml")],
+    }
+    roles = ["pmoves.fleet.compose"]
+    try:
+        rc, _counts, log = run_playbook(tmp_path, roles, variables)
+        assert rc != 0 and "do not exist on the controller" in log and "Nothing was changed" in log, log
+        assert not (tmp_path / "project").exists()
+
+        (tmp_path / "docker-compose.prod.yml").write_text(user_text)
+        rc, counts, log = run_playbook(tmp_path, roles, variables)
+        assert rc == 0, log
+        proj = tmp_path / "project"
+        assert (proj / "docker-compose.prod.yml").read_text() == user_text
+        assert stat.S_IMODE((proj / "docker-compose.prod.yml").stat().st_mode) == 0o644
+        assert not (proj / "docker-compose.yml").exists()
+        assert "COMPOSE_FILE=docker-compose.prod.yml:config/docker-compose.gpu-override.yml" in (proj / ".env").read_text()
+        override = (proj / "config/docker-compose.gpu-override.yml").read_text()
+        assert "io.pmoves.config-hash" in override and "image" not in override and "my-own-tool" not in override
+        names = subprocess.run(["podman", "ps", "--format", "{{.Labels}}", "--filter",
+                                f"label=com.docker.compose.project={project}"],
+                               capture_output=True, text=True, check=True).stdout
+        assert names.count("hi-rag-cpu") >= 1 and "my-own-tool" not in names
+
+        rc, counts, log = run_playbook(tmp_path, roles, variables)
+        assert rc == 0 and counts["changed"] == 0, log
+    finally:
+        run_playbook(tmp_path, roles, {**variables, "pmoves_compose_state": "absent"})
+        subprocess.run(["podman", "network", "rm", "-f", f"{project}_default"], capture_output=True, check=False)
+
+
 NVIDIA_CTK_DOUBLE = """#!/bin/sh
 # Test double of nvidia-ctk: prints a version, records calls, writes a CDI spec.
 echo "$@" >> "{log}"

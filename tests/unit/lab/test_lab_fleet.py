@@ -347,3 +347,66 @@ def test_node_sysctl_wrapper_answers_macos_names_and_leaves_linux_names_to_linux
     assert mac.stdout == f"hw.memsize: {24576 * 2**20}\nhw.ncpu: 12\n"
     linux = subprocess.run([str(wrapper), "-n", "kernel.ostype"], capture_output=True, text=True, check=True)
     assert linux.stdout == "Linux\n"
+
+
+USER_COMPOSE = """services:
+  ai-llm:
+    image: ghcr.io/example/ai-llm:1.2
+    command: ["serve"]
+    ports: ["127.0.0.1:8091:8000/tcp", {target: 8001, published: 8092}]
+  ai-clip: {image: "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04"}
+  built: {build: ./src}
+"""
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_standins_include_the_images_of_the_user_compose_files(tmp_path, relative, capsys):
+    """pmoves_compose_user_files (seed 004's docker-compose.prod.yml): the user's images get stand-ins too, serving
+    the container side of their ports and the catalog's health path of the service of the same name."""
+    inv = tmp_path / "inventories" / "workstation"
+    (inv / "files").mkdir(parents=True)
+    (inv / "files" / "docker-compose.prod.yml").write_text(USER_COMPOSE)
+    path = "files/docker-compose.prod.yml" if relative else str(inv / "files" / "docker-compose.prod.yml")
+    inventory = {"_meta": {"hostvars": {"workstation": {
+        "pmoves_compose_user_files": [path],
+        "pmoves_services": [{"name": "ai-llm", "vram_mb": 21700, "health": "/health"}, {"name": "ai-clip"}]}}}}
+    services = lab_fleet.inventory_services(inventory) + lab_fleet.user_file_services(inventory, str(inv))
+    found = lab_fleet.standins(services)
+    assert found["ghcr.io/example/ai-llm:1.2"] == {"ports": [8000, 8001], "paths": ["/health"]}
+    assert "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04" in found
+    assert lab_fleet.inventory_dir_of(str(inv)) == str(inv)
+    assert lab_fleet.inventory_dir_of(str(inv / "files" / "docker-compose.prod.yml")) == str(inv / "files")
+
+    # The CLI as scripts/lab-up.sh calls it: INVENTORY_JSON and the inventory directory.
+    (tmp_path / "inv.json").write_text(json.dumps(inventory))
+    assert lab_fleet.main(["lab_fleet.py", "standins", str(tmp_path / "inv.json"), str(inv)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "ghcr.io/example/ai-llm:1.2|8000 8001|/health" in lines
+    # Without the inventory argument (an older lab-up.sh), only the catalog's images.
+    assert lab_fleet.main(["lab_fleet.py", "standins", str(tmp_path / "inv.json")]) == 0
+    assert not any(line.startswith("ghcr.io/example/ai-llm") for line in capsys.readouterr().out.splitlines())
+
+
+def test_standins_fail_clearly_on_a_missing_user_compose_file(tmp_path, capsys):
+    inventory = {"_meta": {"hostvars": {"w": {"pmoves_compose_user_files": ["files/nope.yml"]}}}}
+    (tmp_path / "inv.json").write_text(json.dumps(inventory))
+    assert lab_fleet.main(["lab_fleet.py", "standins", str(tmp_path / "inv.json"), str(tmp_path)]) == 1
+    assert "nope.yml" in capsys.readouterr().err
+
+
+def test_the_seed_inventories_user_compose_files_get_stand_ins():
+    """Every seed inventory that names user compose files: each of their images is a stand-in the lab builds."""
+    for fleet in SEED_FLEETS:
+        inv = REPO / "inventories" / fleet
+        hostvars = {}
+        for path in sorted((inv / "host_vars").glob("*.yml")):
+            hostvars[path.stem] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        group_all = inv / "group_vars" / "all"
+        shared: dict = {}
+        for path in sorted(group_all.glob("*.yml")) if group_all.is_dir() else []:
+            shared.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        inventory = {"_meta": {"hostvars": {h: {**shared, **v} for h, v in hostvars.items()}}}
+        users = lab_fleet.user_file_services(inventory, str(inv))
+        found = lab_fleet.standins(lab_fleet.inventory_services(inventory) + users)
+        for entry in users:
+            assert entry["image"] in found, (fleet, entry)

@@ -7,7 +7,10 @@ fleet_view) -> the filters the roles call (compose_project, litellm_config, node
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,39 @@ def test_the_wireguard_address_the_plan_announces_is_the_one_the_role_assigns():
     holder = plan["models"]["llama3.2:1b"]["placed"][0]
     assert plan["nodes"][holder]["ollama"]["listen"] == addresses[holder]
     assert plan["nodes"][holder]["ollama"]["address_source"] == "wireguard"
+
+
+def test_workstation_layers_its_own_compose_file_under_the_gpu_override(seed_inventories):
+    """Seed 004's layout (issue #17): inventories/workstation names its .compose/docker-compose.prod.yml; the role's filter
+    copies it verbatim, layers the override (every planned service, the same GPU pinning as without it) on top, and
+    every service keeps the image it renders with today."""
+    from ansible_collections.pmoves.fleet.plugins.filter.services import user_file_paths
+
+    inventory = seed_inventories["workstation"]
+    plan = plan_inventory(inventory)
+    node = node_plan(plan, "workstation")
+    hostvars = inventory["hostvars"]["workstation"]
+    hardware = hostvars["pmoves_hardware"]
+    paths = user_file_paths(hostvars["pmoves_compose_user_files"], str(Path(__file__).resolve().parents[3] / "inventories" / "workstation"))
+    options = {"strategy": fleet_view(plan)["gpu_strategy"]}
+    layered = compose_project(node, "workstation", inventory["services"], hardware, options=options, user_files=paths)
+    plain = compose_project(node, "workstation", inventory["services"], hardware, options=options)
+    assert layered["compose_files"] == ["docker-compose.prod.yml", "config/docker-compose.gpu-override.yml"]
+    files = {f["path"]: f for f in layered["files"]}
+    assert files["docker-compose.prod.yml"]["content"] == Path(paths[0]).read_text()
+    user = files["docker-compose.prod.yml"]["data"]["services"]
+    rendered = next(f["content"] for f in plain["files"] if f["path"] == plain["main_file"])["services"]
+    assert sorted(user) == sorted(rendered) == sorted(layered["services"])
+    for name, svc in user.items():
+        assert svc["image"] == rendered[name]["image"], name
+    gpu = next(f["content"] for f in plain["files"] if f["path"] == "config/docker-compose.gpu-override.yml")["services"]
+    override = files["config/docker-compose.gpu-override.yml"]["content"]["services"]
+    for name, svc in override.items():
+        assert svc["deploy"] == gpu[name]["deploy"] and svc["environment"] == gpu[name]["environment"]
+        assert "image" not in svc
+    assert layered["keep_services"] == [] and layered["warnings"] == plain["warnings"]
+    # The file sits in a dot-directory: ansible never reads it as part of the inventory (no "services" group).
+    listed = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(Path(paths[0]).parents[1]),
+                             "--list"], check=True, capture_output=True, text=True)
+    assert "services" not in json.loads(listed.stdout) and "unexpected key" not in listed.stderr
+    assert Path(paths[0]).parent.name.startswith(".")
