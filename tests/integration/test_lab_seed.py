@@ -248,3 +248,16 @@ def test_seed_004_layout_gpu_override_and_assignments_under_config(lab):
         assert name in assignments
     assert sh("podman", "exec", node["container"], "test", "!", "-e", f"{compose_dir}/docker-compose.gpu-override.yml",
               check=False).returncode == 0, "the pre-seed-004 root-level override is still there"
+    # the user's own compose file (host_vars pmoves_compose_user_files) verbatim, layered under the override, and
+    # no docker-compose.yml of ours beside it: every planned container was started from exactly those two files
+    user_file = REPO / "inventories" / "workstation" / ".compose" / "docker-compose.prod.yml"
+    if user_file.exists():
+        copied = sh("podman", "exec", node["container"], "cat", f"{compose_dir}/docker-compose.prod.yml").stdout
+        assert copied == user_file.read_text()
+        assert sh("podman", "exec", node["container"], "test", "!", "-e", f"{compose_dir}/docker-compose.yml",
+                  check=False).returncode == 0, "a rendered docker-compose.yml beside the user's file"
+        ps = json.loads(sh("podman", "exec", node["container"], "podman", "ps", "--format", "json").stdout or "[]")
+        files = {c["Labels"].get("com.docker.compose.service"): c["Labels"].get("com.docker.compose.project.config_files")
+                 for c in ps}
+        expected = f"{compose_dir}/docker-compose.prod.yml,{compose_dir}/config/docker-compose.gpu-override.yml"
+        assert all(files.get(name) == expected for name in planned), files
