@@ -42,26 +42,6 @@ options:
     type: str
     choices: [present, absent, latest]
     default: present
-  host:
-    description:
-      - Base URL of the Ollama API. C(host:port) without a scheme means C(http); C(0.0.0.0) is
-        reached through C(127.0.0.1).
-    type: str
-    default: http://127.0.0.1:11434
-  timeout:
-    description:
-      - Seconds to wait for an API answer (for a pull, for the next progress line). An answer that is
-        not streamed must also arrive completely within this time.
-    type: float
-    default: 60
-  pull_timeout:
-    description:
-      - Overall seconds one pull may take, retries included; a pull still running then fails, naming
-        the bytes done (Ollama keeps the partial download, so the next run resumes it).
-      - C(0) means no overall limit (each read is still bounded by I(timeout)).
-    type: float
-    default: 3600
-    version_added: "0.3.0"
   keep_alive:
     description:
       - When set, load the model after it is present and keep it in memory this long (Ollama
@@ -80,38 +60,9 @@ options:
     elements: str
     default: []
     version_added: "0.3.0"
-  retries:
-    description:
-      - How many times a pull that broke off (connection lost, stream cut, C(max retries exceeded))
-        is started again. Permanent errors such as an unknown tag are never retried.
-    type: int
-    default: 3
-  retry_delay:
-    description:
-      - Seconds to wait before the first retry; later retries wait proportionally longer.
-    type: float
-    default: 2
-  models_dir:
-    description:
-      - The server's OLLAMA_MODELS directory on this host. When given, free disk space there is
-        compared with the sizes the pull announces before the data is written.
-    type: path
-  disk_reserve_mb:
-    description:
-      - Space in MiB that must stay free under I(models_dir) after the pull.
-    type: int
-    default: 0
-  progress_file:
-    description:
-      - When set, the pull writes its progress (model name, bytes completed and total, rate, state; no secrets)
-        to this JSON file, replaced atomically at most once a second, and removes it when the task ends.
-      - The C(pmoves apply) progress view sets it (through the action plugin of this module) only while the view is
-        on; see C(docs/progress.md). The directory must exist. A file that cannot be written only turns the progress
-        off (with a warning); the pull goes on.
-    type: path
-    version_added: "0.3.0"
 extends_documentation_fragment:
   - pmoves.fleet.attributes
+  - pmoves.fleet.ollama_client
 attributes:
   check_mode:
     support: full
@@ -206,16 +157,16 @@ api_calls:
   sample: {"GET /api/tags": 1}
 """
 
+import functools
+
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pmoves.fleet.plugins.module_utils import ollama_module
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_api import (
-    DEFAULT_HOST,
     ModelRequest,
-    OllamaClient,
     OllamaError,
     ensure_model,
 )
-from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import ProgressFile
 
 
 def main() -> None:
@@ -223,53 +174,37 @@ def main() -> None:
         argument_spec={
             "name": {"type": "str", "required": True},
             "state": {"type": "str", "default": "present", "choices": ["present", "absent", "latest"]},
-            "host": {"type": "str", "default": DEFAULT_HOST},
-            "timeout": {"type": "float", "default": 60},
-            "pull_timeout": {"type": "float", "default": 3600},
             "keep_alive": {"type": "str"},
             "alias": {"type": "str"},
             "aliases": {"type": "list", "elements": "str", "default": []},
-            "retries": {"type": "int", "default": 3},
-            "retry_delay": {"type": "float", "default": 2},
-            "models_dir": {"type": "path"},
-            "disk_reserve_mb": {"type": "int", "default": 0},
-            "progress_file": {"type": "path"},
+            **ollama_module.client_argument_spec(),
         },
         supports_check_mode=True,
     )
     params = module.params
     if not params["name"].strip():
         module.fail_json(msg="name must not be empty")
-    if params["timeout"] <= 0 or params["pull_timeout"] < 0:
-        module.fail_json(msg="timeout must be above 0 and pull_timeout 0 (no limit) or above")
-    client = OllamaClient(params["host"], timeout=params["timeout"])
+    option_error = ollama_module.client_option_error(params)
+    if option_error:
+        module.fail_json(msg=option_error)
+    client = ollama_module.client_from_params(params)
     request = ModelRequest(
         name=params["name"],
         state=params["state"],
         alias=params["alias"],
         aliases=tuple(params["aliases"]),
         keep_alive=params["keep_alive"],
-        retries=max(0, params["retries"]),
-        retry_delay=max(0.0, params["retry_delay"]),
-        models_dir=params["models_dir"],
-        disk_reserve_mb=max(0, params["disk_reserve_mb"]),
-        pull_timeout=params["pull_timeout"] or None,
+        **ollama_module.pull_settings(params),
     )
-    progress = ProgressFile(params["progress_file"]) if params["progress_file"] and not module.check_mode else None
+    progress = ollama_module.progress_file(params, module.check_mode)
     if progress is not None:
-        request.on_progress = lambda name, attempt, pull: progress.update(
-            name, sum(layer.completed for layer in pull.layers.values()), pull.total_bytes,
-            pull.statuses[-1] if pull.statuses else "", attempt, pull.success)
+        request.on_progress = functools.partial(ollama_module.report_pull, progress)
     try:
         result = ensure_model(client, request, module.check_mode)
     except (OllamaError, ValueError) as exc:
-        if progress is not None:
-            progress.remove()
+        ollama_module.close_progress(progress)
         module.fail_json(msg=str(exc), url=getattr(exc, "url", None), api_calls=dict(client.calls))
-    if progress is not None:
-        progress.remove()
-        if progress.error:
-            result.warnings.append(progress.error)
+    ollama_module.close_progress(progress, result.warnings)
     for warning in result.warnings:
         module.warn(warning)
     output = {

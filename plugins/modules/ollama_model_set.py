@@ -54,43 +54,6 @@ options:
         description:
           - Accepted and ignored, so the plan's entries (which say where a model comes from) can be passed as they are.
         type: raw
-  host:
-    description:
-      - Base URL of the Ollama API. C(host:port) without a scheme means C(http); C(0.0.0.0) is
-        reached through C(127.0.0.1).
-    type: str
-    default: http://127.0.0.1:11434
-  timeout:
-    description:
-      - Seconds to wait for an API answer (for a pull, for the next progress line).
-    type: float
-    default: 60
-  pull_timeout:
-    description:
-      - Overall seconds one model's pull may take, retries included; C(0) means no overall limit.
-    type: float
-    default: 3600
-  retries:
-    description:
-      - How many times a pull that broke off is started again. Permanent errors such as an unknown tag are never
-        retried.
-    type: int
-    default: 3
-  retry_delay:
-    description:
-      - Seconds to wait before the first retry; later retries wait proportionally longer.
-    type: float
-    default: 2
-  models_dir:
-    description:
-      - The server's OLLAMA_MODELS directory on this host. When given, free disk space there is compared with the
-        sizes each pull announces before the data is written.
-    type: path
-  disk_reserve_mb:
-    description:
-      - Space in MiB that must stay free under I(models_dir) after each pull.
-    type: int
-    default: 0
   prune:
     description:
       - Delete the installed models that are not wanted (see I(prune_keep)).
@@ -102,13 +65,9 @@ options:
     type: list
     elements: str
     default: []
-  progress_file:
-    description:
-      - As I(progress_file) of M(pmoves.fleet.ollama_model); the file lists every model pulled in this call.
-        Set by the action plugin while the C(pmoves apply) progress view is on.
-    type: path
 extends_documentation_fragment:
   - pmoves.fleet.attributes
+  - pmoves.fleet.ollama_client
 attributes:
   check_mode:
     support: full
@@ -206,18 +165,14 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_api import (
-    DEFAULT_HOST,
-    OllamaClient,
-    OllamaError,
-)
+from ansible_collections.pmoves.fleet.plugins.module_utils import ollama_module
+from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_api import OllamaError
 from ansible_collections.pmoves.fleet.plugins.module_utils.ollama_model_set import (
     SetRequest,
     ensure_model_set,
     failure_message,
     model_specs,
 )
-from ansible_collections.pmoves.fleet.plugins.module_utils.pull_progress import ProgressFile
 
 
 def main() -> None:
@@ -229,34 +184,27 @@ def main() -> None:
                 "keep_alive": {"type": "str"},
                 "source": {"type": "raw"},
             }},
-            "host": {"type": "str", "default": DEFAULT_HOST},
-            "timeout": {"type": "float", "default": 60},
-            "pull_timeout": {"type": "float", "default": 3600},
-            "retries": {"type": "int", "default": 3},
-            "retry_delay": {"type": "float", "default": 2},
-            "models_dir": {"type": "path"},
-            "disk_reserve_mb": {"type": "int", "default": 0},
             "prune": {"type": "bool", "default": False},
             "prune_keep": {"type": "list", "elements": "str", "default": []},
-            "progress_file": {"type": "path"},
+            **ollama_module.client_argument_spec(),
         },
         supports_check_mode=True,
     )
     params = module.params
-    if params["timeout"] <= 0 or params["pull_timeout"] < 0:
-        module.fail_json(msg="timeout must be above 0 and pull_timeout 0 (no limit) or above")
-    client = OllamaClient(params["host"], timeout=params["timeout"])
+    option_error = ollama_module.client_option_error(params)
+    if option_error:
+        module.fail_json(msg=option_error)
+    client = ollama_module.client_from_params(params)
     try:
         specs = model_specs(params["models"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    progress = ProgressFile(params["progress_file"]) if params["progress_file"] and not module.check_mode else None
+    progress = ollama_module.progress_file(params, module.check_mode)
     reported: set[str] = set()
 
     def on_progress(name, attempt, pull):
         reported.add(name)
-        progress.update(name, sum(layer.completed for layer in pull.layers.values()), pull.total_bytes,
-                        pull.statuses[-1] if pull.statuses else "", attempt, pull.success)
+        ollama_module.report_pull(progress, name, attempt, pull)
 
     def on_done(name, failed):
         if name in reported:
@@ -264,28 +212,20 @@ def main() -> None:
 
     request = SetRequest(
         models=specs,
-        retries=max(0, params["retries"]),
-        retry_delay=max(0.0, params["retry_delay"]),
-        models_dir=params["models_dir"],
-        disk_reserve_mb=max(0, params["disk_reserve_mb"]),
-        pull_timeout=params["pull_timeout"] or None,
         prune=params["prune"],
         prune_keep=tuple(params["prune_keep"]),
         on_progress=on_progress if progress is not None else None,
         on_done=on_done if progress is not None else None,
+        **ollama_module.pull_settings(params),
     )
     try:
         result = ensure_model_set(client, request, module.check_mode)
     except (OllamaError, ValueError) as exc:
-        if progress is not None:
-            progress.remove()
+        ollama_module.close_progress(progress)
         module.fail_json(msg=f"ollama_model_set on {client.base}: {exc}", url=getattr(exc, "url", None),
                          models=[], pulled=[], removed=[], aliases_created=[], failed_models=[],
                          api_calls=dict(client.calls))
-    if progress is not None:
-        progress.remove()
-        if progress.error:
-            result.warnings.append(progress.error)
+    ollama_module.close_progress(progress, result.warnings)
     for warning in result.warnings:
         module.warn(warning)
     output = {
