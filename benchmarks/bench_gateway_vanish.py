@@ -8,7 +8,7 @@ and N requests are sent one after the other, starting at once (the worst case: t
 * ``--mode drop``: node-a in its own network namespace, every packet into it dropped (power loss); needs root.
 
 Each request's latency, status and serving node is printed for the old knobs (the role's defaults before issue 18:
-health checks every 10 s with a 5 s timeout, no stream bound) and the new ones (roles/gateway/defaults), streaming
+health checks every 10 s with a 5 s timeout, no stream bound, no TCP deadlines on the sockets to the nodes) and the new ones (roles/gateway/defaults), streaming
 and non-streaming, then the ratio new / old of the slowest request, measured in one run. ``--long`` adds one
 check that a generation slower than the new stream bound (the test double's token delay) still completes.
 
@@ -39,6 +39,9 @@ from test_gateway_failover import VanishingPair, netns_missing, role_router_opti
 OLD = RouterOptions(routing_strategy="simple-shuffle", num_retries=2, allowed_fails=1, cooldown_time=30, timeout=600,
                     health_check_interval=10, health_check_routing=True, health_check_timeout=5, stream_timeout=0,
                     health_check_max_tokens=0)
+# litellm.env before the TCP deadlines (pmoves_gateway_backend_tcp): no keepalive, no TCP_USER_TIMEOUT, no TCP_SYNCNT.
+OLD_ENV = {"AIOHTTP_SO_KEEPALIVE": "False", "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS": "0",
+           "PMOVES_GATEWAY_TCP_SYN_RETRIES": "0"}
 
 
 def run(label: str, router: RouterOptions, mode: str, count: int, client_timeout: float, workdir: Path,
@@ -172,15 +175,21 @@ def main() -> int:
             if args.n <= 0:
                 continue
             results[label] = run(label, router, args.mode, args.n, args.client_timeout, Path(tmp),
-                                 json.loads(args.env) if label == "new" else None)
+                                 json.loads(args.env) if label == "new" else OLD_ENV)
         if args.spray:
             for label, router in variants.items():
                 spray(label, router, args.mode, args.spray, 0.5, args.client_timeout, Path(tmp),
-                      json.loads(args.env) if label == "new" else None)
+                      json.loads(args.env) if label == "new" else OLD_ENV)
         if args.inflight:
-            for label, router in variants.items():
-                inflight(label, router, args.mode, args.client_timeout, Path(tmp),
-                         json.loads(args.env) if label == "new" else None)
+            in_flight = {label: inflight(label, router, args.mode, args.client_timeout, Path(tmp),
+                                         json.loads(args.env) if label == "new" else OLD_ENV)
+                         for label, router in variants.items()}
+            if len(in_flight) == 2:
+                waits = {label: r["after_vanish_s"] if r["status"] == 200 else args.client_timeout
+                         for label, r in in_flight.items()}
+                print(f"  in flight: answered {waits['new']:.2f} s after the vanish (new) vs {waits['old']:.2f} s (old; "
+                      f"the client gives up at {args.client_timeout:.0f} s): ratio new/old {waits['new'] / waits['old']:.3f}",
+                      flush=True)
         if args.long:
             long_generation(new, args.mode, Path(tmp), args.long)
     if not results:

@@ -294,8 +294,11 @@ up_nodes() {
     podman exec "$name" mkdir -p /opt/pmoves-lab/bin
     # sysctl / system_profiler: a host declaring Apple silicon (its sysroot carries the Mac's answers);
     # the sysctl wrapper hands every Linux name to the node's own sysctl.
-    for tool in nvidia-smi nvpmodel sysctl system_profiler; do
-      if [[ -d $CACHE/sysroot-$host/.fixture/$tool ]]; then
+    # jetson_clocks: every Jetson (its fixture has nvpmodel answers) has it; the double records calls only.
+    for tool in nvidia-smi nvpmodel sysctl system_profiler jetson_clocks; do
+      fixture_tool=$tool
+      [[ $tool == jetson_clocks ]] && fixture_tool=nvpmodel
+      if [[ -d $CACHE/sysroot-$host/.fixture/$fixture_tool ]]; then
         podman cp tests/doubles/bin/_fixture_lib.sh "$name:/opt/pmoves-lab/bin/_fixture_lib.sh"
         podman cp "tests/doubles/bin/$tool" "$name:/opt/pmoves-lab/bin/$tool"
         "$PY" scripts/lab_fleet.py wrapper "$tool" "$SYSROOT" |

@@ -84,7 +84,8 @@ def litellm_config(models: dict[str, Any], node_urls: dict[str, str],
                    cloud_models: list[dict[str, Any]] | None = None, fallbacks: dict[str, list[str]] | None = None,
                    default_fallbacks: list[str] | None = None, embedding_models: list[str] | None = None,
                    router: dict[str, Any] | None = None, redis: dict[str, Any] | None = None,
-                   custom_auth: str | None = "pmoves_gateway_auth.user_api_key_auth") -> dict[str, Any]:
+                   custom_auth: str | None = "pmoves_gateway_auth.user_api_key_auth",
+                   callbacks: list[str] | None = None) -> dict[str, Any]:
     """``{config, served_models}`` of the LiteLLM proxy.
 
     ``models``: the plan's models (``pmoves_fleet_plan.models``: placed hosts, aliases, kind);
@@ -105,7 +106,8 @@ def litellm_config(models: dict[str, Any], node_urls: dict[str, str],
             cloud_models=cloud_models_from_inventory(cloud_models or []),
             fallbacks={k: list(v) for k, v in (fallbacks or {}).items()}, default_fallbacks=list(default_fallbacks or []),
             embedding_models=list(embedding_models or []), router=RouterOptions(**router), redis=redis_options,
-            custom_auth=custom_auth or None)
+            custom_auth=custom_auth or None,
+            **({} if callbacks is None else {"callbacks": list(callbacks)}))
         config = build_litellm_config(inputs)
     except (GatewayConfigError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"cannot build the gateway config: {exc}") from exc

@@ -55,6 +55,9 @@ MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 # roles/gateway/files/pmoves_gateway_auth.py, installed next to config.yaml: master key or 401.
 CUSTOM_AUTH = "pmoves_gateway_auth.user_api_key_auth"
+# roles/gateway/files/pmoves_gateway_tcp.py, installed next to config.yaml: TCP deadlines on the sockets to the
+# nodes (a node that vanished without a reset ends a request in seconds, not after `timeout`).
+TCP_DEADLINES_CALLBACK = "pmoves_gateway_tcp.handler"
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "latency-based-routing")
 _EMBED_NAME = re.compile(r"embed|^bge-|^e5-|^gte-|minilm", re.IGNORECASE)
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -123,6 +126,7 @@ class GatewayInputs:
     router: RouterOptions = field(default_factory=RouterOptions)
     redis: RedisOptions | None = None
     custom_auth: str | None = CUSTOM_AUTH  # None: LiteLLM's own key check (400 for a wrong key without a DB)
+    callbacks: Sequence[str] = (TCP_DEADLINES_CALLBACK,)  # litellm_settings.callbacks (modules beside config.yaml)
 
 
 def is_embedding_model(name: str, entry: Mapping[str, Any], forced: Sequence[str] = ()) -> bool:
@@ -306,6 +310,8 @@ def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
                                         "request_timeout": options.timeout}
     if fallbacks:
         litellm_settings["fallbacks"] = fallbacks
+    if inputs.callbacks:
+        litellm_settings["callbacks"] = list(inputs.callbacks)
 
     general_settings: dict[str, Any] = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
     if inputs.custom_auth:

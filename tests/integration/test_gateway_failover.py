@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,6 +87,22 @@ def http(method: str, url: str, body: dict | None = None, key: str | None = None
         return 0, str(err)
 
 
+def install_gateway_modules(workdir: Path) -> None:
+    """The modules the role installs beside config.yaml (master-key auth, TCP deadlines)."""
+    for name in ("pmoves_gateway_auth.py", "pmoves_gateway_tcp.py"):
+        shutil.copy(GATEWAY_FILES / name, workdir / name)
+
+
+def role_backend_env() -> dict[str, str]:
+    """litellm.env's TCP deadline variables from the role's defaults (pmoves_gateway_backend_tcp)."""
+    defaults = yaml.safe_load((REPO / "roles" / "gateway" / "defaults" / "main.yml").read_text())
+    tcp = defaults["pmoves_gateway_backend_tcp"]
+    return {"AIOHTTP_SO_KEEPALIVE": "True", "AIOHTTP_TCP_KEEPIDLE": str(tcp["keepalive_idle"]),
+            "AIOHTTP_TCP_KEEPINTVL": str(tcp["keepalive_interval"]), "AIOHTTP_TCP_KEEPCNT": str(tcp["keepalive_count"]),
+            "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS": str(tcp["user_timeout_ms"]),
+            "PMOVES_GATEWAY_TCP_SYN_RETRIES": str(tcp["syn_retries"])}
+
+
 def ensure_litellm_venv() -> Path:
     """LiteLLM's venv: built once per lock (--no-deps --require-hashes, then pip check), shared with test_locks.py."""
     try:
@@ -137,6 +154,41 @@ class OllamaNode:
         assert status == 200 and body.get("status") == "success", body
 
 
+TCP_PROBE = """
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+import pmoves_gateway_tcp
+from litellm.llms.custom_httpx import http_handler
+factory = http_handler._build_aiohttp_keepalive_socket_factory()
+if factory is None:
+    print("installed=%s factory=none" % pmoves_gateway_tcp.INSTALLED)
+    raise SystemExit(0)
+sock = factory((socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", 9)))
+tcp = socket.IPPROTO_TCP
+print("installed=%s keepalive=%d idle=%d intvl=%d cnt=%d user_timeout=%d syncnt=%d" % (
+    pmoves_gateway_tcp.INSTALLED, sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+    sock.getsockopt(tcp, socket.TCP_KEEPIDLE), sock.getsockopt(tcp, socket.TCP_KEEPINTVL),
+    sock.getsockopt(tcp, socket.TCP_KEEPCNT), sock.getsockopt(tcp, socket.TCP_USER_TIMEOUT),
+    sock.getsockopt(tcp, socket.TCP_SYNCNT)))
+"""
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ("role", "installed=True keepalive=1 idle=1 intvl=1 cnt=2 user_timeout=2000 syncnt=1"),
+    ({"AIOHTTP_SO_KEEPALIVE": "False", "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS": "0", "PMOVES_GATEWAY_TCP_SYN_RETRIES": "0"},
+     "installed=False factory=none"),
+], ids=["role-defaults", "all-off"])
+def test_litellms_sockets_to_the_nodes_carry_the_roles_tcp_deadlines(env, expected):
+    """files/pmoves_gateway_tcp.py, imported as LiteLLM imports it, sets litellm.env's deadlines on every backend
+    socket LiteLLM's own factory makes (the pinned LiteLLM; a LiteLLM without the hook is left alone)."""
+    python = ensure_litellm_venv().parent / "python"
+    env = role_backend_env() if env == "role" else env
+    result = subprocess.run([str(python), "-c", TCP_PROBE, str(GATEWAY_FILES)], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, **env), check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == expected, result.stdout
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     litellm = ensure_litellm_venv()
@@ -168,14 +220,14 @@ def gateway(tmp_path_factory):
             router=RouterOptions(num_retries=1, timeout=30, health_check_interval=3),
         ))
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        shutil.copy(GATEWAY_FILES / "pmoves_gateway_auth.py", workdir / "pmoves_gateway_auth.py")
+        install_gateway_modules(workdir)
         key_file = workdir / "master.key"
         key_file.write_text(MASTER_KEY + "\n")
         key_file.chmod(0o600)
 
         port = free_port()
         env = dict(os.environ, LITELLM_MASTER_KEY=key_file.read_text().strip(), REDIS_PASSWORD=redis_password,
-                   LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True")
+                   LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True", **role_backend_env())
         proxy = Process([str(litellm), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
                          "--port", str(port)], env, workdir / "litellm.log")
         proxy.start()
@@ -354,9 +406,10 @@ def blackhole_gateway(tmp_path_factory):
         config = build_litellm_config(GatewayInputs(
             plan=plan, node_urls={"node-a": tarpit.url, "node-b": node_b.url}, router=role_router_options()))
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        shutil.copy(GATEWAY_FILES / "pmoves_gateway_auth.py", workdir / "pmoves_gateway_auth.py")
+        install_gateway_modules(workdir)
         port = free_port()
-        env = dict(os.environ, LITELLM_MASTER_KEY=MASTER_KEY, LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True")
+        env = dict(os.environ, LITELLM_MASTER_KEY=MASTER_KEY, LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True",
+                   **role_backend_env())
         proxy = Process([str(litellm), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
                          "--port", str(port)], env, workdir / "litellm.log")
         proxy.start()
@@ -459,10 +512,10 @@ class SilentNetns:
 def start_proxy(litellm: Path, workdir: Path, config: dict, extra_env: dict[str, str] | None = None):
     """The real LiteLLM proxy on `config` (the auth module beside it); returns (process, url) once it answers."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    shutil.copy(GATEWAY_FILES / "pmoves_gateway_auth.py", workdir / "pmoves_gateway_auth.py")
+    install_gateway_modules(workdir)
     port = free_port()
     env = dict(os.environ, LITELLM_MASTER_KEY=MASTER_KEY, LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True",
-               **(extra_env or {}))
+               **{**role_backend_env(), **(extra_env or {})})
     proxy = Process([str(litellm), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
                      "--port", str(port)], env, workdir / "litellm.log").start()
     url = f"http://127.0.0.1:{port}"
@@ -621,6 +674,40 @@ def test_long_answers_outlast_the_stream_bound(vanishing_pair):
             assert result["seconds"] > router.stream_timeout, result
     finally:
         set_token_delay(vanishing_pair, 0.0)
+
+
+def test_a_non_streaming_request_in_flight_when_its_replica_vanishes_is_answered_by_the_other(vanishing_pair):
+    """node-a vanishes without a reset while it computes a non-streaming answer: node-b answers it within seconds.
+
+    Nothing bounds such a request's wait but `timeout` (600 s) in LiteLLM itself; the role's TCP deadlines
+    (pmoves_gateway_backend_tcp: keepalive probes, TCP_USER_TIMEOUT, TCP_SYNCNT through files/pmoves_gateway_tcp.py)
+    end the silent connection and the reconnect, and the router retries on node-b. `drop` mode only: a process that
+    is merely stopped still has its kernel acknowledge everything (a wedged Ollama is bounded by `timeout` alone).
+    """
+    pair = vanishing_pair
+    if pair.mode != "drop":
+        pytest.skip("a stopped process's kernel still acknowledges: only `timeout` bounds it (docs/reliability.md)")
+    node_a = pair.nodes["node-a"]
+    status, body = http("POST", f"{node_a.url}/_test_double/token_delay", {"seconds": 1.0})  # ~9 s answer
+    assert status == 200, body
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(timed_chat(pair.url, stream=False, timeout=90)))
+    try:
+        worker.start()
+        time.sleep(2.0)  # the request is on node-a, mid-answer
+        pair.vanish()
+        vanished_at = time.monotonic()
+        worker.join(95)
+        answered_after = round(time.monotonic() - vanished_at, 2)
+    finally:
+        pair.come_back()
+        http("POST", f"{node_a.url}/_test_double/token_delay", {"seconds": 0.0})
+    print(f"\ndrop: in-flight non-streaming request answered {answered_after} s after node-a vanished: {outcome}")
+    assert outcome.get("status") == 200 and outcome.get("node") == "node-b", outcome
+    assert answered_after < 10, (answered_after, outcome)
+    router = role_router_options()
+    wait_until(lambda: timed_chat(pair.url, timeout=30)["node"] == "node-a", router.cooldown_time + 60,
+               "node-a to serve again once back", interval=1.0)
 
 
 def test_requests_are_answered_while_a_replica_has_vanished(vanishing_pair):

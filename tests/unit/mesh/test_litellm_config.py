@@ -284,3 +284,28 @@ def test_a_node_that_keeps_all_its_models_loaded_probes_each_of_them():
     assert "health_check_model" not in by_id["qwen2.5:32b@gpu-a"]["model_info"]
     assert by_id["qwen2.5:32b@gpu-a"]["litellm_params"]["stream_timeout"] == 4
     assert by_id["qwen2.5:32b@gpu-b"]["litellm_params"]["stream_timeout"] == 120
+
+
+ROLE = Path(__file__).resolve().parents[3] / "roles" / "gateway"
+
+
+def test_the_tcp_deadlines_module_is_a_callback_the_role_installs_beside_the_config():
+    """issue 18: a node that vanished without a reset ends a non-streaming request in seconds, not `timeout`:
+    the config names the module (LiteLLM imports it from config.yaml's directory), the role copies it there and
+    litellm.env carries the deadlines it and LiteLLM's keepalive read."""
+    assert _config()["litellm_settings"]["callbacks"] == ["pmoves_gateway_tcp.handler"]
+    assert "callbacks" not in _config(callbacks=())["litellm_settings"]
+    filtered = litellm_config(PLAN["models"], URLS)["config"]
+    assert filtered["litellm_settings"]["callbacks"] == ["pmoves_gateway_tcp.handler"]
+    assert "callbacks" not in litellm_config(PLAN["models"], URLS, callbacks=[])["config"]["litellm_settings"]
+    module = "pmoves_gateway_tcp.py"
+    assert (ROLE / "files" / module).is_file()
+    copies = [t for t in yaml.safe_load((ROLE / "tasks" / "configure.yml").read_text())
+              if (t.get("ansible.builtin.copy") or {}).get("src") == module]
+    assert copies and copies[0]["ansible.builtin.copy"]["dest"].endswith("/" + module), copies
+    env = (ROLE / "templates" / "litellm.env.j2").read_text()
+    for name in ("AIOHTTP_SO_KEEPALIVE=True", "AIOHTTP_TCP_KEEPIDLE=", "AIOHTTP_TCP_KEEPINTVL=", "AIOHTTP_TCP_KEEPCNT=",
+                 "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS=", "PMOVES_GATEWAY_TCP_SYN_RETRIES="):
+        assert name in env, name
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["pmoves_gateway_backend_tcp"]
+    assert set(defaults) == {"keepalive_idle", "keepalive_interval", "keepalive_count", "user_timeout_ms", "syn_retries"}
