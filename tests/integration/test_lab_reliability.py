@@ -89,6 +89,10 @@ def test_a_stopped_node_is_routed_around_within_seconds(lab):
                               indent=2) + "\n")
     print(f"\n{model} with {primary} stopped: latencies {latencies} s, served by {served}")
     assert primary not in served
+    # issue 18: the first request, sent before any health check noticed, is ended by the gateway's TCP deadlines
+    # (pmoves_gateway_backend_tcp) and retried on the other replica: seconds, not the router's `timeout`
+    # (60.37 s before them); 10 s leaves room for a loaded 2-core machine.
+    assert max(latencies) < 10, latencies
     wait_until(lambda: sh("podman", "exec", container, "systemctl", "is-active", "ollama",
                           check=False).stdout.strip() == "active", 120, f"{primary} back")
 

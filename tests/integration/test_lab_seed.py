@@ -90,6 +90,25 @@ class Lab:
                                      {"model": name, "messages": [{"role": "user", "content": "hello lab"}]})
             assert status == 200 and body["choices"][0]["message"]["content"], f"{name}: {status} {body}"
 
+    def ask_node(self, host: str, model: str) -> None:
+        """Ask `host`'s own Ollama (its published lab port) for plan model `model`: a fleet without a gateway."""
+        if self.is_embedding(model):
+            path, body = "/api/embed", {"model": model, "input": "hello lab"}
+        else:
+            path, body = "/api/chat", {"model": model, "stream": False,
+                                       "messages": [{"role": "user", "content": "hello lab"}]}
+        request = urllib.request.Request(self.data["nodes"][host]["ollama_url"] + path, method="POST",
+                                         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.load(response)
+        assert answer.get("embeddings") if self.is_embedding(model) else answer["message"]["content"], (host, answer)
+
+
+def inventory_gateways() -> list[str]:
+    """The hosts of the inventory's `gateway` group (none: the fleet runs no gateway)."""
+    graph = json.loads(sh(".venv/bin/ansible-inventory", "-i", INVENTORY, "--list").stdout)
+    return sorted((graph.get("gateway") or {}).get("hosts") or [])
+
 
 @pytest.fixture(scope="module")
 def lab():
@@ -119,6 +138,13 @@ def test_every_placed_model_answers_by_plan_name_and_alias(lab):
     if not lab.plan["models"]:
         pytest.skip("this fleet's inventory lists no Ollama model (seed 004: its LLM is a compose service)")
     assert placed, lab.plan["models"]
+    if not lab.data["roles"]["gateway"]:
+        # seed 001 (Forge): no gateway host; every replica answers on its own node's Ollama
+        assert not inventory_gateways()
+        for model, entry in sorted(placed.items()):
+            for host in entry["placed"]:
+                lab.ask_node(host, model)
+        return
     for model, entry in sorted(placed.items()):
         lab.ask(model)
         if entry.get("alias"):
@@ -154,8 +180,9 @@ def test_every_planned_service_runs_its_seed_image_and_answers_on_its_node(lab):
 
 def test_nats_hub_and_monitoring_sit_where_the_inventory_puts_them(lab):
     roles = lab.data["roles"]
-    # a fleet without Ollama models (seed 004) has no gateway to run
-    assert len(roles["gateway"]) >= (1 if lab.placed() else 0) and len(roles["nats_hub"]) == 1
+    # the gateway where the inventory's `gateway` group puts it; a fleet without Ollama models (seed 004) or whose
+    # inventory names no gateway host (seed 001) runs none
+    assert sorted(roles["gateway"]) == (inventory_gateways() if lab.placed() else []) and len(roles["nats_hub"]) == 1
     hub = roles["nats_hub"][0]
     state = sh("podman", "exec", lab.data["nodes"][hub]["container"], "systemctl", "is-active", "nats-server",
                check=False).stdout.strip()
@@ -261,3 +288,35 @@ def test_seed_004_layout_gpu_override_and_assignments_under_config(lab):
                  for c in ps}
         expected = f"{compose_dir}/docker-compose.prod.yml,{compose_dir}/config/docker-compose.gpu-override.yml"
         assert all(files.get(name) == expected for name in planned), files
+
+
+FORGE_API = "http://127.0.0.1:9106/v1/hardware"
+
+
+def test_forge_nodes_get_their_profile_engines_hardware_api_and_overlays(lab):
+    """Seed 001: every forge node has its hardware profile files, a TensorRT-LLM engine built for its architecture
+    (the lab's trtllm-build double), GET /v1/hardware answering with its profile, and artifacts/k8s holds the
+    kustomize base and an overlay per SKU profile."""
+    first = sorted(lab.data["nodes"])[0]
+    hostvars = json.loads(sh(".venv/bin/ansible-inventory", "-i", INVENTORY, "--host", first).stdout)
+    if not hostvars.get("pmoves_forge_enabled"):
+        pytest.skip("this fleet has no forge nodes (seed 001's inventories/forge)")
+    profiles = set()
+    for host, node in sorted(lab.data["nodes"].items()):
+        container = node["container"]
+        api = json.loads(sh("podman", "exec", container, "curl", "-sf", FORGE_API).stdout)
+        assert {"capabilities", "hardware", "profile"} <= set(api), (host, sorted(api))
+        profile = api["profile"]["name"]
+        profiles.add(profile)
+        files = sh("podman", "exec", container, "ls", "/etc/pmoves/forge").stdout.split()
+        assert {"hardware_profiles.yaml", "forge.env", "hardware.json"} <= set(files), (host, files)
+        arch = api["capabilities"]["arch"]
+        engines = sh("podman", "exec", container, "find", f"/engines/{arch}", "-name", "rank0.engine").stdout.split()
+        assert engines, (host, arch, "no engine built")
+        manifest = json.loads(sh("podman", "exec", container, "cat",
+                                 str(Path(engines[0]).parent / "pmoves-engine.json")).stdout)
+        assert manifest, (host, engines[0])
+    k8s = REPO / "artifacts" / "k8s"
+    assert (k8s / "kustomization.yaml").is_file() and (k8s / "base" / "deployment.yaml").is_file()
+    overlays = {p.name for p in (k8s / "overlays").iterdir() if (p / "kustomization.yaml").is_file()}
+    assert overlays and overlays <= profiles, (overlays, profiles)

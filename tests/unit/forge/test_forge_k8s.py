@@ -118,3 +118,16 @@ def test_merge_filter_keeps_builtins_and_applies_overrides():
     assert merged["jetson-thor"]["max_batch_size"] == 16
     assert merged["orin"] == {"arch": "aarch64", "max_batch_size": 8}
     assert "match" not in merged["rtx-pro-4000"]
+
+
+def test_the_rendered_tree_covers_every_forge_node_of_the_inventory_not_the_plays_hosts():
+    """issue 18: `--limit forge-thor` rendered the tree from forge-thor alone (the rtx-pro-4000 overlay lost its
+    host and the file changed, changed=1 on every limited rerun). The render names the inventory's forge nodes."""
+    from pathlib import Path
+
+    tasks = yaml.safe_load((Path(__file__).resolve().parents[3] / "roles" / "forge" / "tasks" / "k8s.yml").read_text())
+    render = next(t for t in tasks if "pmoves.fleet.forge_manifests" in t)
+    assert "ansible_play_hosts" not in render["pmoves.fleet.forge_manifests"]["hosts"]
+    members = render["vars"]["__pmoves_forge_members"]
+    assert "groups['all']" in members and "pmoves_forge_enabled" in members and "forge_nodes" in members
+    assert "ansible_play_hosts" not in members
