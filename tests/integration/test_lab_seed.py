@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -117,7 +118,9 @@ def lab():
         yield Lab(None)
         return
     make("lab-down")
+    started = time.monotonic()
     first = make("lab")
+    print(f"\n{FLEET}: make lab from scratch (first converge) took {time.monotonic() - started:.0f} s")
     assert first.returncode == 0, first.stdout[-8000:] + first.stderr[-3000:]
     yield Lab(first)
     if os.environ.get("PMOVES_LAB_KEEP") != "1":
