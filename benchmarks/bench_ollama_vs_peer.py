@@ -231,7 +231,7 @@ def fmt_hits(hits: dict[str, int]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--reps", type=int, default=3, help="repetitions (fresh containers each); medians are printed")
     ap.add_argument("--peer-git", help=f"git directory holding {PEER_REPO} (default {PEER_GIT_DEFAULT}, else clone)")
     ap.add_argument("--peer-url", default=PEER_URL_DEFAULT, help="clone URL when there is no local git directory")
@@ -287,14 +287,14 @@ def main() -> None:
             med = {r: statistics.median(x["wall"] for x in results[r][phase]) for r in ROLES}
             last = {r: results[r][phase][-1] for r in ROLES}
             counts = {r: f"{last[r]['ok']}/{last[r]['changed']}/{last[r]['skipped']} "
-                         f"{sum(1 for _, t in last[r]['tasks'] if t >= REMOTE_S)}" for r in ROLES}
+                         f"{sum(1 for _name, t in last[r]['tasks'] if t >= REMOTE_S)}" for r in ROLES}
             print(f"{phase:6s} {med['ours']:8.2f} {med['peer']:8.2f} {med['ours'] / med['peer']:6.2f}   "
                   f"{counts['ours']:24s} {counts['peer']}")
         if args.profile:
             for role in ROLES:
                 for phase in PHASES:
                     tasks = results[role][phase][-1]["tasks"]
-                    print(f"\n{role} {phase}: {len(tasks)} tasks timed, sum {sum(t for _, t in tasks):.2f} s; "
+                    print(f"\n{role} {phase}: {len(tasks)} tasks timed, sum {sum(t for _name, t in tasks):.2f} s; "
                           f"slowest {args.profile}:")
                     for task, secs in tasks[:args.profile]:
                         print(f"  {secs:6.2f} s  {task}")

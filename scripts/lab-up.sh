@@ -214,6 +214,23 @@ push_forge_doubles() {  # host container
   done
 }
 
+# Every systemd container takes inotify instances from the host's per-user budget (rootful podman:
+# all are uid 0). Debian's default fs.inotify.max_user_instances=128 runs out at about 20 nodes: the
+# 23-host homelab's 22nd container hung in "initializing" ("Failed to create inotify object: Too many
+# open files"). Raise it (root) or say what to set, before any container starts.
+ensure_inotify() {  # hosts
+  local want=$((256 + 64 * $1)) watches=$((8192 * $1 + 65536)) have have_w
+  have=$(cat /proc/sys/fs/inotify/max_user_instances)
+  have_w=$(cat /proc/sys/fs/inotify/max_user_watches)
+  ((have >= want && have_w >= watches)) && return 0
+  if [[ $(id -u) == 0 ]]; then
+    ((have < want)) && { log "fs.inotify.max_user_instances $have -> $want ($1 systemd nodes)"; sysctl -qw "fs.inotify.max_user_instances=$want"; }
+    ((have_w < watches)) && { log "fs.inotify.max_user_watches $have_w -> $watches"; sysctl -qw "fs.inotify.max_user_watches=$watches"; }
+    return 0
+  fi
+  die "$1 systemd nodes need fs.inotify.max_user_instances >= $want (now $have) and max_user_watches >= $watches (now $have_w): run 'sudo sysctl -w fs.inotify.max_user_instances=$want fs.inotify.max_user_watches=$watches'"
+}
+
 container_state() { podman container inspect --format '{{.State.Status}}' "$1" 2>/dev/null || echo missing; }
 
 wait_systemd() {  # container
@@ -254,6 +271,7 @@ up_nodes() {
   podman network exists "$NETWORK" || podman network create --label io.pmoves.lab=1 "$NETWORK" >/dev/null
 
   local host cls fixture index oport gw hub name state
+  ensure_inotify "$("$PY" scripts/lab_fleet.py hosts "$INVENTORY_JSON" | grep -c .)"
   while IFS='|' read -r host name cls oport gw hub fixture index; do
     state=$(container_state "$name")
     if [[ $state == missing ]]; then
