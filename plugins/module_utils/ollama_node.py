@@ -48,6 +48,15 @@ def unique(items: Sequence[str]) -> list[str]:
     return out
 
 
+def link_state(path: str, exists: Callable[[str], bool], read_link: Callable[[str], str | None] | None) -> dict[str, Any]:
+    """What ``path`` is now: {exists, islnk, target} (target: where a symlink points, null for anything else).
+
+    The role's rollback target before it swaps a new release in: the release a symlink names, or a plain-file install.
+    """
+    target = read_link(path) if read_link else None
+    return {"exists": bool(exists(path)) or target is not None, "islnk": target is not None, "target": target}
+
+
 def node_info(
     *,
     check_mode: bool,
@@ -64,6 +73,8 @@ def node_info(
     group_exists: Callable[[str], bool],
     resolve_ipv4: Callable[[str], list[str]],
     http_get: Callable[[str], tuple[int, str]],
+    links: Sequence[str] = (),
+    read_link: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
     """Everything the role's rerun used to probe with one task each, as one result (reads only)."""
     result: dict[str, Any] = {"check_mode": bool(check_mode)}
@@ -79,6 +90,7 @@ def node_info(
     result["groups"] = [name for name in unique(groups) if group_exists(name)]
     result["files"] = {path: read_file(path) for path in unique(read)}
     result["paths"] = {path: bool(exists(path)) for path in unique(stat)}
+    result["links"] = {path: link_state(path, exists, read_link) for path in unique(links)}
     result["resolved"] = unique(resolve_ipv4(resolve)) if resolve else None
 
     result["addresses"] = None

@@ -48,6 +48,13 @@ options:
     type: list
     elements: path
     default: []
+  links:
+    description:
+      - Paths whose kind is reported (RV(links)) without following a symlink; the role reads what its binary path
+        points at before it swaps a new release in (the release to go back to).
+    type: list
+    elements: path
+    default: []
   resolve:
     description: A host name to resolve to IPv4 addresses on the node, like C(getent ahostsv4) (RV(resolved)).
     type: str
@@ -110,6 +117,12 @@ paths:
   returned: always
   type: dict
   sample: {/etc/systemd/system/ollama.service: true}
+links:
+  description: For each path of O(links), whether it exists, whether it is a symlink and where that points (null target
+    for anything else).
+  returned: always
+  type: dict
+  sample: {/usr/local/bin/ollama: {exists: true, islnk: true, target: /usr/local/lib/ollama-releases/0.30.10/bin/ollama}}
 resolved:
   description: IPv4 addresses O(resolve) resolves to on the node, in resolver order; null when O(resolve) is not set.
   returned: always
@@ -145,6 +158,13 @@ def _read(path):
         return None
 
 
+def _read_link(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
 def _group_exists(name):
     try:
         grp.getgrnam(name)
@@ -169,6 +189,7 @@ def main() -> None:
             "groups": {"type": "list", "elements": "str", "default": []},
             "read": {"type": "list", "elements": "path", "default": []},
             "stat": {"type": "list", "elements": "path", "default": []},
+            "links": {"type": "list", "elements": "path", "default": []},
             "resolve": {"type": "str"},
             "addresses": {"type": "bool", "default": False},
         },
@@ -195,6 +216,7 @@ def main() -> None:
         check_mode=module.check_mode, binary=p["binary"], api_url=p["api_url"], groups=p["groups"], read=p["read"],
         stat=p["stat"], resolve=p["resolve"], addresses=p["addresses"], run=run, read_file=_read,
         exists=os.path.lexists, group_exists=_group_exists, resolve_ipv4=_resolve_ipv4, http_get=http_get,
+        links=p["links"], read_link=_read_link,
     )
     module.exit_json(changed=False, **info)
 

@@ -100,6 +100,7 @@ def test_converged_node_in_one_read():
         "groups": ["video"],
         "files": {override: "[Service]\n", "/nope": None},
         "paths": {unit: True, share: False},
+        "links": {},
         "resolved": None,
         "addresses": ["127.0.0.1", "::1", "10.88.0.24", "10.77.0.3", "fe80::a8c1:abff:fe35:2f6"],
         "api": {"status": 200, "version": "0.30.10"},
@@ -139,3 +140,27 @@ def test_resolve_and_failed_ip():
 def test_api_answers_without_a_version(api):
     info = Node(api=api).info()
     assert info["api"] == {"status": api[0], "version": None}
+
+
+@pytest.mark.parametrize(
+    ("files", "links", "state"),
+    [
+        # a release swapped in by the role: the release to go back to is the one the symlink names
+        ({}, {"/usr/local/bin/ollama": "/usr/local/lib/ollama-releases/0.30.10/bin/ollama"},
+         {"exists": True, "islnk": True, "target": "/usr/local/lib/ollama-releases/0.30.10/bin/ollama"}),
+        # install.sh's plain file: kept beside it as the release to go back to
+        ({"/usr/local/bin/ollama": "ELF"}, {}, {"exists": True, "islnk": False, "target": None}),
+        # a fresh node: nothing to go back to
+        ({}, {}, {"exists": False, "islnk": False, "target": None}),
+        # a dangling symlink still is one (lexists), and what it names is reported as is
+        ({}, {"/usr/local/bin/ollama": "../lib/gone/ollama"}, {"exists": True, "islnk": True, "target": "../lib/gone/ollama"}),
+    ],
+)
+def test_links_report_what_the_binary_path_is_before_a_swap(files, links, state):
+    node = Node(files=files)
+    info = node.info(binary=None, links=["/usr/local/bin/ollama", "/usr/local/bin/ollama"], read_link=links.get)
+    assert info["links"] == {"/usr/local/bin/ollama": state}
+
+
+def test_links_default_to_none_asked():
+    assert Node().info()["links"] == {}
