@@ -298,6 +298,16 @@ def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
         "timeout": options.timeout,
         "retry_after": options.retry_after,
     }
+    if options.health_check_interval > 0 and options.health_check_routing:
+        # A policy (any) makes cooldown the router's only exclusion and turns on LiteLLM's safety net: when every
+        # replica of a model is cooling down, the request is still tried on them instead of a 429 "No deployments
+        # available". A health check that timed out on a node that is only busy (Ollama queueing the check behind a
+        # generation, a loaded host: the 23-node homelab lab lost 10 of 27 models' aliases to 429s that way) then costs
+        # nothing where the node has no other replica, and a vanished one still fails fast on the TCP deadlines.
+        # No timeout is allowed: the first health check that times out cools the replica down at once (what the
+        # health filter did before the policy switched it off), so a blackholed replica is skipped from the next
+        # round on; other errors keep allowed_fails.
+        router_settings["allowed_fails_policy"] = {"TimeoutErrorAllowedFails": 0}
     if aliases:
         router_settings["model_group_alias"] = dict(sorted(aliases.items()))
     if inputs.redis is not None:

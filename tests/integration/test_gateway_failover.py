@@ -446,6 +446,48 @@ def test_a_primary_that_never_answers_is_skipped(blackhole_gateway):
     print(f"\nblackholed primary: request latencies {latencies} s (written to {out})")
 
 
+@pytest.mark.parametrize("policy", ["role", "without-policy"])
+def test_a_busy_single_replica_whose_health_checks_time_out_still_answers(tmp_path, policy):
+    """A node whose only replica answers slower than the health check timeout (Ollama queueing the check behind a
+    generation; the 23-node homelab lab on a loaded host): its checks time out and cool it down, yet requests for
+    the model are still answered by it (LiteLLM's safety net, on with `allowed_fails_policy`), never a 429
+    "No deployments available". Without the policy (`without-policy`, the config before the fix) they were 429s."""
+    litellm = ensure_litellm_venv()
+    node = OllamaNode("node-a", tmp_path)
+    node.start()
+    proxy = None
+    try:
+        node.pull(CHAT_MODEL)
+        router = role_router_options()
+        config = build_litellm_config(GatewayInputs(
+            plan={"schema": 1, "models": {CHAT_MODEL: {"wanted": 1, "placed": ["node-a"], "kind": "chat"}}},
+            node_urls={"node-a": node.url}, router=router))
+        assert config["router_settings"].get("allowed_fails_policy"), config["router_settings"]
+        if policy == "without-policy":
+            del config["router_settings"]["allowed_fails_policy"]
+        # every piece takes longer than a health check may: each check (max_tokens 1) times out
+        delay = router.health_check_timeout + 1.5
+        assert http("POST", f"{node.url}/_test_double/token_delay", {"seconds": delay})[0] == 200
+        proxy, url = start_proxy(litellm, tmp_path, config)
+        # two health rounds have timed out on the node (interval + timeout each), so it is cooling down
+        time.sleep(2 * (router.health_check_interval + router.health_check_timeout) + 1)
+        statuses = []
+        for _ in range(3):
+            status, body = http("POST", f"{url}/v1/chat/completions",
+                                {"model": CHAT_MODEL, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]},
+                                key=MASTER_KEY, timeout=60)
+            statuses.append(status)
+            if policy == "role":
+                assert status == 200, f"the only replica, busy but alive, was refused: {body}"
+                assert "ollama-test-double" in body["choices"][0]["message"]["content"], body  # node-a's one piece
+        if policy == "without-policy":
+            assert 429 in statuses, statuses  # the failure the policy removes (shows the test can fail)
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        node.process.stop()
+
+
 # --- A replica that vanishes while the gateway runs (issue 18) ----------------------------------------------------
 # Two healthy replicas, then node-a vanishes without a TCP reset, two ways:
 #   stop - SIGSTOP of its Ollama process: the kernel still completes handshakes into the listen backlog and acks

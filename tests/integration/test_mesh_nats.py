@@ -12,6 +12,7 @@ cannot publish there itself, and a node announcing another node's id on its own 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -349,3 +350,85 @@ def test_work_offers_claims_and_results_reach_the_exact_seed_subjects(nats_serve
             await nc.close()
 
     asyncio.run(scenario())
+
+
+class SlowHub:
+    """A TCP path to the real nats-server that holds the server's answer to each CONNECT (what follows its INFO) for
+    `delay` seconds: a hub busy verifying bcrypt passwords for a herd of reconnecting nodes answers that late."""
+
+    def __init__(self, upstream_port: int, delay: float):
+        self.upstream_port, self.delay = upstream_port, delay
+        self.port = free_port()
+        self.server = None
+
+    @staticmethod
+    async def _pipe(reader, writer, hold_after_first: float = 0.0):
+        try:
+            first = True
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+                if first and hold_after_first:
+                    await asyncio.sleep(hold_after_first)
+                first = False
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_reader, client_writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(self._pipe(client_reader, up_writer),
+                                 self._pipe(up_reader, client_writer, self.delay), return_exceptions=True)
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+
+def test_a_node_gets_into_a_hub_that_answers_slower_than_nats_pys_default_connect_timeout(nats_server):
+    """The agent's and relay's connect options (a long connect timeout, jittered reconnects) get a node into a hub
+    that takes 4 s to answer; nats-py's defaults (2 s) never do (the homelab lab's 23 agents were locked out for
+    8 minutes that way)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("pmoves_mesh_agent", AGENT)
+    agent_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent_module)
+    upstream = int(nats_server["url"].rsplit(":", 1)[1])
+
+    async def scenario():
+        async with SlowHub(upstream, delay=4.0) as hub:
+            url = f"nats://127.0.0.1:{hub.port}"
+            with pytest.raises(Exception):  # noqa: B017 - nats-py raises its own timeout/no-servers errors
+                await nats.connect(url, user="node-a", password=PASSWORDS["node-a"], allow_reconnect=False,
+                                   max_reconnect_attempts=0)
+            options = agent_module.reconnect_options()
+            assert options["connect_timeout"] > 4 and options["max_reconnect_attempts"] == -1
+            nc = await nats.connect(url, user="node-a", password=PASSWORDS["node-a"], **options)
+            try:
+                sub = await nc.subscribe("_INBOX.slowhub")
+                await nc.publish("_INBOX.slowhub", b"in")
+                msg = await sub.next_msg(timeout=10)
+                assert msg.data == b"in"
+            finally:
+                await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_reconnects_are_spread_so_a_restarted_hub_is_not_hit_by_every_node_at_once():
+    import importlib.util
+    import random
+    spec = importlib.util.spec_from_file_location("pmoves_mesh_agent", AGENT)
+    agent_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent_module)
+    waits = [agent_module.reconnect_options(random.Random(seed))["reconnect_time_wait"] for seed in range(23)]
+    low, high = agent_module.RECONNECT_WAIT_S
+    assert all(low <= w <= high for w in waits) and len(set(waits)) > 15, waits

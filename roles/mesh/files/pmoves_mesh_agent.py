@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,20 @@ GPU_STATUS = "mesh.gpu.status.v1"
 SEED_SUBJECTS = (ANNOUNCE, OFFLINE, WORK_AVAILABLE, WORK_CLAIMED, WORK_COMPLETED, GPU_STATUS)
 VERSION = "1"
 LOG = logging.getLogger("pmoves-mesh-agent")
+# The hub checks each CONNECT's password against a bcrypt hash (cost 11): about 0.1-0.3 s of CPU each. When every
+# node connects at once (the hub restarted, or a busy hub: the 23-node homelab lab's agents and relay found no way in
+# for 8 minutes, "Readloop processing time: 1m10s" on the server) nats-py's 2 s connect timeout gives up on attempts
+# the server is still verifying and retries, each retry one more bcrypt: the herd never gets in. A connect may take
+# CONNECT_TIMEOUT_S, and reconnects are spread over RECONNECT_WAIT_S.
+CONNECT_TIMEOUT_S = 15
+RECONNECT_WAIT_S = (2.0, 6.0)
+
+
+def reconnect_options(rng: random.Random | None = None) -> dict[str, Any]:
+    """nats.connect options for a mesh client: retry forever, wait long for a busy hub, reconnect with jitter."""
+    low, high = RECONNECT_WAIT_S
+    return {"connect_timeout": CONNECT_TIMEOUT_S, "max_reconnect_attempts": -1,
+            "reconnect_time_wait": round((rng or random).uniform(low, high), 2)}
 
 
 def load_average() -> float:
@@ -165,7 +180,7 @@ class Agent:
 
         self.nc = await nats.connect(servers=self.config["servers"], user=self.config.get("user", self.node_id),
                                      password=password, name=f"pmoves-mesh-agent {self.node_id}",
-                                     error_cb=on_error, max_reconnect_attempts=-1, reconnect_time_wait=2)
+                                     error_cb=on_error, **reconnect_options())
 
     async def on_claim(self, msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -304,7 +319,7 @@ class Relay:
 
         self.nc = await nats.connect(servers=self.config["servers"], user=self.config["user"],
                                      password=self.config["password"], name="pmoves-mesh-relay",
-                                     error_cb=on_error, max_reconnect_attempts=-1, reconnect_time_wait=2)
+                                     error_cb=on_error, **reconnect_options())
         for subject in self.subjects:
             await self.nc.subscribe(f"{subject}.*", cb=self.on_message)
         await self.nc.flush()

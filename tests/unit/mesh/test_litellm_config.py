@@ -107,6 +107,9 @@ def test_secrets_stay_in_the_environment_and_health_checks_route():
     assert (router["redis_host"], router["redis_port"], router["redis_password"]) == (
         "127.0.0.1", 6390, "os.environ/REDIS_PASSWORD")
     assert (router["num_retries"], router["cooldown_time"], router["allowed_fails"]) == (2, 15, 2)
+    # a policy turns on LiteLLM's "every replica cooling down: try them anyway" (no 429 for a busy single replica);
+    # the first timed-out health check cools a replica down (a blackholed node is skipped from the next round on)
+    assert router["allowed_fails_policy"] == {"TimeoutErrorAllowedFails": 0}
     assert "sk-" not in repr(config)
 
 
@@ -114,6 +117,7 @@ def test_health_checks_can_be_turned_off():
     general = _config(router=RouterOptions(health_check_interval=0))["general_settings"]
     assert general["background_health_checks"] is False
     assert "enable_health_check_routing" not in general
+    assert "allowed_fails_policy" not in _config(router=RouterOptions(health_check_interval=0))["router_settings"]
 
 
 def test_same_inputs_same_config():
