@@ -27,12 +27,14 @@ What the generated config means (LiteLLM proxy, ``litellm --config``):
   ``health_check_max_tokens``: a replica that vanished without a TCP reset costs a stream at most
   ``stream_timeout`` before the retry on another replica, and is skipped once a health check timed out on it
   (issue 18, docs/reliability.md);
-* a replica Ollama loads only on demand (plan ``resident: false`` on a node holding more models than it keeps
-  loaded at once; Ollama loads it at its first request and unloads it later) is never probed itself: a health
-  check is a real request, so probing it every few seconds would swap the node's models in and out of VRAM without
-  end. It is probed through an always-loaded model of the same kind on the same node
-  (``model_info.health_check_model``: the node is alive when that answers) or, on a node with none, through the
-  node's smallest model of that kind (which the checks then keep loaded, alone). Its streams get
+* health checks cost one probe per node and kind, not one per replica: every replica on a node is probed through
+  the node's probe of its kind (``model_info.health_check_model``; :func:`health_probes`: the smallest model of that
+  kind that stays loaded there, else the node's smallest model of that kind, which the checks then keep loaded
+  alone), and ``pmoves_gateway_health.py`` (a callback beside config.yaml) sends identical probes of one round once.
+  The node is alive when its probe answers. A health check is a real request: probing a model Ollama loads only on
+  demand (plan ``resident: false`` on a node holding more models than it keeps loaded at once) every few seconds
+  would swap the node's models in and out of VRAM without end, and probing each of 61 replicas every 2 s kept the
+  homelab's Pi 5 gateway busy (a round took longer than the interval). Streams of on-demand replicas get
   ``stream_timeout_on_demand``, which leaves room for the cold load;
 * ``router_settings`` carries retries, cooldown and Redis (shared cooldown/usage state between
   gateway workers and gateways, seed 002's Redis coordination); ``general_settings`` reads the
@@ -42,7 +44,7 @@ What the generated config means (LiteLLM proxy, ``litellm --config``):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,9 @@ CUSTOM_AUTH = "pmoves_gateway_auth.user_api_key_auth"
 # roles/gateway/files/pmoves_gateway_tcp.py, installed next to config.yaml: TCP deadlines on the sockets to the
 # nodes (a node that vanished without a reset ends a request in seconds, not after `timeout`).
 TCP_DEADLINES_CALLBACK = "pmoves_gateway_tcp.handler"
+# roles/gateway/files/pmoves_gateway_health.py, installed next to config.yaml: identical health probes of one round
+# (same node, same probe model) are sent once.
+SHARED_PROBES_CALLBACK = "pmoves_gateway_health.handler"
 ROUTING_STRATEGIES = ("simple-shuffle", "least-busy", "usage-based-routing", "latency-based-routing")
 _EMBED_NAME = re.compile(r"embed|^bge-|^e5-|^gte-|minilm", re.IGNORECASE)
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -126,7 +131,7 @@ class GatewayInputs:
     router: RouterOptions = field(default_factory=RouterOptions)
     redis: RedisOptions | None = None
     custom_auth: str | None = CUSTOM_AUTH  # None: LiteLLM's own key check (400 for a wrong key without a DB)
-    callbacks: Sequence[str] = (TCP_DEADLINES_CALLBACK,)  # litellm_settings.callbacks (modules beside config.yaml)
+    callbacks: Sequence[str] = (TCP_DEADLINES_CALLBACK, SHARED_PROBES_CALLBACK)  # litellm_settings.callbacks (modules beside config.yaml)
 
 
 def is_embedding_model(name: str, entry: Mapping[str, Any], forced: Sequence[str] = ()) -> bool:
@@ -149,17 +154,18 @@ def _check_url(host: str, url: str) -> str:
 def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, str],
                       embedding: bool, health_check_timeout: int | None = None,
                       stream_timeout: int = 0, health_check_max_tokens: int = 0,
-                      on_demand: Mapping[str, str] | None = None,
-                      stream_timeout_on_demand: int = 0) -> list[dict[str, Any]]:
+                      on_demand: Collection[str] = (), stream_timeout_on_demand: int = 0,
+                      probes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """One deployment per replica, ``order`` = rank in ``placed`` (1 is the primary).
 
     ``stream_timeout`` (> 0) bounds a streaming request's connect and each wait for a chunk on the replica;
     ``health_check_max_tokens`` (> 0, chat models, with health checks on) caps what a health check generates.
-    ``on_demand``: the hosts where Ollama loads this model only when asked -> the model its health checks ask
-    (:func:`health_probes`; itself when it is the node's probe); those replicas' streams get
-    ``stream_timeout_on_demand``. Replicas on other hosts are probed themselves.
+    ``on_demand``: the hosts where Ollama loads this model only when asked; those replicas' streams get
+    ``stream_timeout_on_demand``. ``probes``: host -> the model a health check of a replica there asks
+    (:func:`health_probes`, the node's probe of this kind); a replica whose host has none, or which is the probe
+    itself, is probed itself.
     """
-    on_demand = on_demand or {}
+    probes = probes or {}
     deployments = []
     for rank, host in enumerate(hosts, start=1):
         if host not in node_urls:
@@ -178,8 +184,8 @@ def model_deployments(name: str, hosts: Sequence[str], node_urls: Mapping[str, s
             deployments[-1]["litellm_params"]["stream_timeout"] = int(bound)
         if health_check_timeout:
             info = deployments[-1]["model_info"]
-            if on_demand.get(host, name) != name:
-                info["health_check_model"] = f"{prefix}/{on_demand[host]}"
+            if probes.get(host, name) != name:
+                info["health_check_model"] = f"{prefix}/{probes[host]}"
             info["health_check_timeout"] = int(health_check_timeout)
             if int(health_check_max_tokens or 0) > 0 and not embedding:
                 info["health_check_max_tokens"] = int(health_check_max_tokens)
@@ -196,10 +202,10 @@ def loaded_on(entry: Mapping[str, Any]) -> list[str]:
 
 
 def health_probes(plan_models: Mapping[str, Any], embedding_of: Mapping[str, bool]) -> dict[tuple[str, bool], str]:
-    """(host, embedding) -> the model a health check of an on-demand replica of that kind on the host asks: the
-    smallest always-loaded model of that kind there; on a node with none, its smallest model of that kind (the
-    node's probe: the checks keep that one loaded, the others load only when asked). Smallest by ``vram_by_host``,
-    then by name, so the choice is stable."""
+    """(host, embedding) -> the node's probe of that kind, the model every health check of a replica of that kind on
+    the host asks: the smallest always-loaded model of that kind there; on a node with none, its smallest model of
+    that kind (the checks keep that one loaded, the others load only when asked). Smallest by ``vram_by_host``, then
+    by name, so the choice is stable."""
     found: dict[tuple[str, bool], tuple[int, int, str]] = {}
     for name, entry in plan_models.items():
         entry = entry or {}
@@ -273,8 +279,9 @@ def build_litellm_config(inputs: GatewayInputs) -> dict[str, Any]:
             name, hosts, inputs.node_urls, embedding,
             options.health_check_timeout if options.health_check_interval > 0 else None,
             stream_timeout=options.stream_timeout, health_check_max_tokens=options.health_check_max_tokens,
-            on_demand={host: probes[(host, embedding)] for host in hosts if host not in loaded},
-            stream_timeout_on_demand=options.stream_timeout_on_demand)
+            on_demand=[host for host in hosts if host not in loaded],
+            stream_timeout_on_demand=options.stream_timeout_on_demand,
+            probes={host: probes[(host, embedding)] for host in hosts})
         groups.add(name)
         if not embedding:
             local_chat.append(name)

@@ -88,8 +88,8 @@ def http(method: str, url: str, body: dict | None = None, key: str | None = None
 
 
 def install_gateway_modules(workdir: Path) -> None:
-    """The modules the role installs beside config.yaml (master-key auth, TCP deadlines)."""
-    for name in ("pmoves_gateway_auth.py", "pmoves_gateway_tcp.py"):
+    """The modules the role installs beside config.yaml (master-key auth, TCP deadlines, shared health probes)."""
+    for name in ("pmoves_gateway_auth.py", "pmoves_gateway_tcp.py", "pmoves_gateway_health.py"):
         shutil.copy(GATEWAY_FILES / name, workdir / name)
 
 
@@ -485,6 +485,104 @@ def test_a_busy_single_replica_whose_health_checks_time_out_still_answers(tmp_pa
     finally:
         if proxy is not None:
             proxy.stop()
+        node.process.stop()
+
+
+PROBE_CHAT = ["llama3.2:1b", "llama3.2:3b", "qwen2.5:0.5b", "tinyllama:1.1b"]  # llama3.2:1b is the node's probe
+PROBE_EMBED = ["all-minilm:latest", "nomic-embed-text:latest"]  # all-minilm:latest is the node's probe
+
+
+def probe_counts(node: OllamaNode) -> tuple[int, int]:
+    requests = http("GET", f"{node.url}/_test_double/stats")[1]["requests"]
+    return (requests.get("POST /api/chat", 0),
+            requests.get("POST /api/embed", 0) + requests.get("POST /api/embeddings", 0))
+
+
+@pytest.mark.parametrize("sharing", ["role", "without-sharing"])
+def test_health_checks_cost_one_probe_per_node_and_kind(tmp_path, sharing):
+    """issue 17: the homelab's gateway (a Pi 5) probed each of 61 replicas every 2 s and a round outlasted the
+    interval. Every replica on a node is probed through the node's probe of its kind, and files/
+    pmoves_gateway_health.py sends a round's identical probes once: four chat and two embedding models on one node
+    cost one chat and one embedding request per round, and only the two probes get loaded. `without-sharing` (the
+    config without the module) sends one request per replica: the cost the change removes."""
+    litellm = ensure_litellm_venv()
+    node = OllamaNode("node-a", tmp_path)
+    node.start()
+    proxy = None
+    try:
+        for model in PROBE_CHAT + PROBE_EMBED:
+            node.pull(model)
+        router = role_router_options()
+        plan = {"schema": 1, "models": {
+            **{m: {"wanted": 1, "placed": ["node-a"], "kind": "chat"} for m in PROBE_CHAT},
+            **{m: {"wanted": 1, "placed": ["node-a"], "kind": "embedding"} for m in PROBE_EMBED}}}
+        config = build_litellm_config(GatewayInputs(plan=plan, node_urls={"node-a": node.url}, router=router))
+        if sharing == "without-sharing":
+            config["litellm_settings"]["callbacks"].remove("pmoves_gateway_health.handler")
+        proxy, _url = start_proxy(litellm, tmp_path, config)
+        wait_until(lambda: all(probe_counts(node)), 30, "the first health round")
+        time.sleep(router.health_check_interval)  # the first round is over
+        assert http("POST", f"{node.url}/_test_double/reset_stats")[0] == 200
+        window = 3 * router.health_check_interval  # three rounds at most (each round, then the interval)
+        time.sleep(window)
+        chats, embeds = probe_counts(node)
+        rounds = window // router.health_check_interval + 1
+        print(f"\n{sharing}: {chats} chat and {embeds} embedding probes in {window} s for "
+              f"{len(PROBE_CHAT)} + {len(PROBE_EMBED)} replicas on one node")
+        if sharing == "role":
+            assert 1 <= chats <= rounds and 1 <= embeds <= rounds, (chats, embeds)
+        else:
+            assert chats >= len(PROBE_CHAT) * 2 and embeds >= len(PROBE_EMBED) * 2, (chats, embeds)
+        _status, body = http("GET", f"{node.url}/api/ps")
+        assert {m["name"] for m in body["models"]} == {PROBE_CHAT[0], PROBE_EMBED[0]}, body
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        node.process.stop()
+
+
+SHARED_ROUND = """
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+import pmoves_gateway_health
+from litellm.proxy import health_check
+deployments = json.loads(sys.argv[2])
+healthy, unhealthy, _ = asyncio.run(health_check._perform_health_check(deployments))
+print(json.dumps({"installed": pmoves_gateway_health.INSTALLED,
+                  "healthy": sorted(e["model_id"] for e in healthy),
+                  "unhealthy": sorted(e["model_id"] for e in unhealthy)}))
+"""
+
+
+def test_a_node_that_stops_answering_is_down_for_every_replica_on_it_in_the_same_round(tmp_path):
+    """The shared probe's answer is every replica's answer: with the node up, its four replicas are healthy after
+    one request; with it stopped, all four are down in that round (none is left "healthy" by a probe it shared)."""
+    python = ensure_litellm_venv().parent / "python"
+    node = OllamaNode("node-a", tmp_path)
+    node.start()
+    try:
+        node.pull(PROBE_CHAT[0])
+        deployments = [{"model_name": m, "litellm_params": {"model": f"ollama_chat/{m}", "api_base": node.url},
+                        "model_info": {"id": f"{m}@node-a", "mode": "chat", "health_check_timeout": 2,
+                                       "health_check_max_tokens": 1,
+                                       **({"health_check_model": f"ollama_chat/{PROBE_CHAT[0]}"}
+                                          if m != PROBE_CHAT[0] else {})}} for m in PROBE_CHAT]
+        ids = sorted(f"{m}@node-a" for m in PROBE_CHAT)
+
+        def run_round() -> dict:
+            result = subprocess.run([str(python), "-c", SHARED_ROUND, str(GATEWAY_FILES), json.dumps(deployments)],
+                                    capture_output=True, text=True, timeout=120,
+                                    env=dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True"), check=False)
+            assert result.returncode == 0, result.stderr[-3000:]
+            return json.loads(result.stdout.strip().splitlines()[-1])
+
+        up = run_round()
+        assert up == {"installed": True, "healthy": ids, "unhealthy": []}, up
+        assert probe_counts(node)[0] == 1  # one request for the four
+        node.process.stop()
+        down = run_round()
+        assert down == {"installed": True, "healthy": [], "unhealthy": ids}, down
+    finally:
         node.process.stop()
 
 

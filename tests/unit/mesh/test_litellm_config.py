@@ -241,10 +241,12 @@ def test_a_model_loaded_on_demand_is_probed_through_one_model_of_its_node_that_s
     assert by_id["bge-m3:latest@gpu-b"]["model_info"]["health_check_model"] == "ollama/nomic-embed-text:latest"
     assert "health_check_model" not in by_id["bge-m3:latest@gpu-a"]["model_info"]  # gpu-a's only embedding model
     assert not any("disable_background_health_check" in d["model_info"] for d in config["model_list"])
-    # resident models are probed themselves, with the short stream bound
-    for resident in ("llama3.2:1b@gpu-a", "qwen2.5:7b@gpu-a", "nomic-embed-text:latest@gpu-b"):
-        assert "health_check_model" not in by_id[resident]["model_info"]
-        assert "disable_background_health_check" not in by_id[resident]["model_info"]
+    # the probes are probed themselves; the node's other resident models through its probe (one probe per node and
+    # kind: issue 17), with the short stream bound
+    for probe in ("llama3.2:1b@gpu-a", "nomic-embed-text:latest@gpu-b"):
+        assert "health_check_model" not in by_id[probe]["model_info"]
+    assert by_id["qwen2.5:7b@gpu-a"]["model_info"]["health_check_model"] == "ollama_chat/llama3.2:1b"
+    assert not any("disable_background_health_check" in d["model_info"] for d in config["model_list"])
     assert by_id["qwen2.5:7b@gpu-a"]["litellm_params"]["stream_timeout"] == 4
 
 
@@ -258,11 +260,29 @@ def test_on_demand_knobs_follow_the_router_options():
     assert "health_check_model" not in off["qwen2.5:32b@gpu-a"]["model_info"]
 
 
-def test_a_plan_without_resident_keeps_probing_every_model():
-    """Plans written before models were loaded on demand had every model loaded: nothing changes for them."""
+def test_a_node_with_one_model_of_a_kind_probes_that_model_itself():
+    """A plan written before models were loaded on demand (no ``resident``), one model per kind per node: each
+    replica is its node's probe, asked itself."""
     config = _config()
     assert not any({"health_check_model", "disable_background_health_check"} & set(d["model_info"])
                    for d in config["model_list"])
+
+
+def test_every_replica_on_a_node_shares_the_nodes_probe_of_its_kind():
+    """issue 17: one probe per node and kind. The homelab's gateway probed each of 61 replicas every 2 s; with every
+    replica pointed at its node's probe (the smallest resident model of its kind), a round is one request per node
+    and kind (files/pmoves_gateway_health.py sends identical probes once)."""
+    plan = {"models": {
+        name: {"placed": ["gpu-a", "gpu-b"], "kind": "chat", "vram_by_host": {"gpu-a": vram, "gpu-b": vram}}
+        for name, vram in (("qwen2.5:14b", 9000), ("llama3.2:3b", 2000), ("qwen2.5:7b", 4700), ("phi4:14b", 9100))}}
+    plan["models"]["nomic-embed-text:latest"] = {"placed": ["gpu-a"], "kind": "embedding"}
+    plan["models"]["bge-m3:latest"] = {"placed": ["gpu-a"], "kind": "embedding"}
+    config = build_litellm_config(GatewayInputs(plan=plan, node_urls=URLS))
+    asked = {(d["model_info"]["pmoves_node"], d["model_info"]["mode"],
+              d["model_info"].get("health_check_model") or d["litellm_params"]["model"]) for d in config["model_list"]}
+    assert asked == {("gpu-a", "chat", "ollama_chat/llama3.2:3b"), ("gpu-b", "chat", "ollama_chat/llama3.2:3b"),
+                     ("gpu-a", "embedding", "ollama/bge-m3:latest")}
+    assert len(config["model_list"]) == 10
 
 
 def test_on_a_node_with_no_model_that_stays_loaded_the_smallest_one_is_the_probe_of_the_others():
@@ -277,15 +297,17 @@ def test_on_a_node_with_no_model_that_stays_loaded_the_smallest_one_is_the_probe
         "qwen2.5:32b@gpu-b": "ollama_chat/llama3.2:3b"}
 
 
-def test_a_node_that_keeps_all_its_models_loaded_probes_each_of_them():
-    """The fleet view's loaded_on: on a node whose on-demand models all stay loaded at once, probing them loads
-    nothing that would not be loaded anyway; each is probed itself, with the short stream bound."""
+def test_a_node_that_keeps_all_its_models_loaded_gets_the_short_stream_bound_and_one_probe():
+    """The fleet view's loaded_on: on a node whose on-demand models all stay loaded at once, streams get the short
+    bound; its replicas are probed through one of them like on any node (one probe per node and kind)."""
     plan = {"models": {"qwen2.5:32b": {"placed": ["gpu-a", "gpu-b"], "kind": "chat", "resident": False,
-                                       "loaded_on": ["gpu-a"]},
+                                       "loaded_on": ["gpu-a"], "vram_by_host": {"gpu-a": 20000, "gpu-b": 20000}},
                        "llama3.2:3b": {"placed": ["gpu-a"], "kind": "chat", "resident": False,
-                                       "loaded_on": ["gpu-a"]}}}
+                                       "loaded_on": ["gpu-a"], "vram_by_host": {"gpu-a": 2000}}}}
     by_id = _by_id(build_litellm_config(GatewayInputs(plan=plan, node_urls=URLS)))
-    assert "health_check_model" not in by_id["qwen2.5:32b@gpu-a"]["model_info"]
+    assert by_id["qwen2.5:32b@gpu-a"]["model_info"]["health_check_model"] == "ollama_chat/llama3.2:3b"
+    assert "health_check_model" not in by_id["llama3.2:3b@gpu-a"]["model_info"]
+    assert "health_check_model" not in by_id["qwen2.5:32b@gpu-b"]["model_info"]  # gpu-b's only chat model
     assert by_id["qwen2.5:32b@gpu-a"]["litellm_params"]["stream_timeout"] == 4
     assert by_id["qwen2.5:32b@gpu-b"]["litellm_params"]["stream_timeout"] == 120
 
@@ -297,16 +319,18 @@ def test_the_tcp_deadlines_module_is_a_callback_the_role_installs_beside_the_con
     """issue 18: a node that vanished without a reset ends a non-streaming request in seconds, not `timeout`:
     the config names the module (LiteLLM imports it from config.yaml's directory), the role copies it there and
     litellm.env carries the deadlines it and LiteLLM's keepalive read."""
-    assert _config()["litellm_settings"]["callbacks"] == ["pmoves_gateway_tcp.handler"]
+    callbacks = ["pmoves_gateway_tcp.handler", "pmoves_gateway_health.handler"]
+    assert _config()["litellm_settings"]["callbacks"] == callbacks
     assert "callbacks" not in _config(callbacks=())["litellm_settings"]
     filtered = litellm_config(PLAN["models"], URLS)["config"]
-    assert filtered["litellm_settings"]["callbacks"] == ["pmoves_gateway_tcp.handler"]
+    assert filtered["litellm_settings"]["callbacks"] == callbacks
     assert "callbacks" not in litellm_config(PLAN["models"], URLS, callbacks=[])["config"]["litellm_settings"]
-    module = "pmoves_gateway_tcp.py"
-    assert (ROLE / "files" / module).is_file()
     copies = [t for t in yaml.safe_load((ROLE / "tasks" / "configure.yml").read_text())
-              if (t.get("ansible.builtin.copy") or {}).get("src") == module]
-    assert copies and copies[0]["ansible.builtin.copy"]["dest"].endswith("/" + module), copies
+              if (t.get("ansible.builtin.copy") or {}).get("src") == "{{ item }}"]
+    assert len(copies) == 1 and copies[0]["ansible.builtin.copy"]["dest"].endswith("/{{ item }}"), copies
+    for callback in callbacks:  # each module the config names is a file the role copies beside config.yaml
+        module = callback.split(".")[0] + ".py"
+        assert (ROLE / "files" / module).is_file() and module in copies[0]["loop"], module
     env = (ROLE / "templates" / "litellm.env.j2").read_text()
     for name in ("AIOHTTP_SO_KEEPALIVE=True", "AIOHTTP_TCP_KEEPIDLE=", "AIOHTTP_TCP_KEEPINTVL=", "AIOHTTP_TCP_KEEPCNT=",
                  "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS=", "PMOVES_GATEWAY_TCP_SYN_RETRIES="):
