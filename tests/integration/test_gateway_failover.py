@@ -100,7 +100,7 @@ def role_backend_env() -> dict[str, str]:
     return {"AIOHTTP_SO_KEEPALIVE": "True", "AIOHTTP_TCP_KEEPIDLE": str(tcp["keepalive_idle"]),
             "AIOHTTP_TCP_KEEPINTVL": str(tcp["keepalive_interval"]), "AIOHTTP_TCP_KEEPCNT": str(tcp["keepalive_count"]),
             "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS": str(tcp["user_timeout_ms"]),
-            "PMOVES_GATEWAY_TCP_SYN_RETRIES": str(tcp["syn_retries"])}
+            "PMOVES_GATEWAY_TCP_SYN_RETRIES": str(tcp["syn_retries"]), "AIOHTTP_TTL_DNS_CACHE": str(tcp["dns_cache_ttl"])}
 
 
 def ensure_litellm_venv() -> Path:

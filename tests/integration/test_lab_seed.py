@@ -238,6 +238,90 @@ def test_a_listener_on_the_seeds_exact_subjects_hears_every_node(lab):
         assert set(heard.get(subject, [])) == set(lab.data["nodes"]), (subject, heard)
 
 
+def served_by(answer: str) -> str:
+    """The Ollama test double names the node that generated an answer."""
+    found = re.search(r"node=(\S+)", answer)
+    assert found, f"not an answer of the Ollama test double: {answer!r}"
+    return found.group(1)
+
+
+def wait_for(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (AssertionError, OSError) as error:
+            last = error
+        time.sleep(2)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}: {last}")
+
+
+def test_published_ports_stay_on_loopback_and_lab_json_follows_contract_4b(lab):
+    """Contract 4b's lab.json for this fleet (relative paths, a 0600 key, one entry per inventory host with its
+    container, class and the plan's models), and no lab container publishes a port on a non-loopback address."""
+    data = lab.data
+    assert data["inventory"] == INVENTORY
+    for key in ("api_key_file", "plan", "report"):
+        assert not Path(data[key]).is_absolute() and (REPO / data[key]).is_file(), (key, data[key])
+    assert (REPO / data["api_key_file"]).stat().st_mode & 0o077 == 0
+    graph = json.loads(sh(".venv/bin/ansible-inventory", "-i", INVENTORY, "--list").stdout)
+    hosts = set(graph["_meta"]["hostvars"])
+    assert set(data["nodes"]) == hosts
+    for host, node in data["nodes"].items():
+        assert sorted(node["models"]) == sorted(lab.plan["nodes"][host]["models"]), host
+        ports = sh("podman", "port", node["container"], check=False).stdout
+        assert "0.0.0.0" not in ports and "[::]" not in ports, (host, ports)
+
+
+def test_a_stopped_replica_is_routed_around_and_used_again_when_back(lab):
+    """Contract 4 on the users' fleet: with one replica's node stopped, its models still answer through the gateway
+    from the other replicas; after `podman start` the node serves its models again (kept on its volume) and the
+    gateway uses it again once it is the only replica left."""
+    if not lab.data["roles"]["gateway"]:
+        pytest.skip("this fleet runs no gateway")
+    infra = {h for hosts in lab.data["roles"].values() for h in hosts}  # gateway, hub, monitoring stay up
+    candidates = [(m, e["placed"][:2]) for m, e in sorted(lab.placed().items())
+                  if not lab.is_embedding(m) and len(e["placed"]) >= 2 and not set(e["placed"][:2]) & infra]
+    if not candidates:
+        pytest.skip("no chat model with two replicas off the gateway, hub and monitoring hosts")
+    model, (first, second) = candidates[0]
+    nodes = lab.data["nodes"]
+
+    def answer(name: str) -> str:
+        status, body = lab.post("/v1/chat/completions", {"model": name, "messages": [{"role": "user", "content": "hi"}]})
+        assert status == 200, f"{name}: {status} {body}"
+        return body["choices"][0]["message"]["content"]
+
+    def ollama_back(host: str) -> bool:
+        with urllib.request.urlopen(nodes[host]["ollama_url"] + "/api/tags", timeout=5) as response:
+            return set(nodes[host]["models"]) <= {m["name"] for m in json.load(response)["models"]}
+
+    sh("podman", "stop", "-t", "5", nodes[first]["container"])
+    try:
+        for name in sorted(nodes[first]["models"]):  # every model of the stopped node answers from elsewhere
+            if lab.is_embedding(name):
+                lab.ask(name)
+            elif len(lab.plan["models"][name]["placed"]) > 1:
+                assert served_by(answer(name)) != first, name
+    finally:
+        sh("podman", "start", nodes[first]["container"])
+    wait_for(lambda: ollama_back(first), 180, f"{first} to serve its models again after podman start")
+
+    sh("podman", "stop", "-t", "5", nodes[second]["container"])  # now only the restarted node holds `model`
+    try:
+        answers: list[str] = []
+        try:
+            wait_for(lambda: answers.append(served_by(answer(model))) or answers[-1] == first, 120,
+                     f"the gateway to use the restarted {first} again for {model}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; answered by: {answers}") from None
+    finally:
+        sh("podman", "start", nodes[second]["container"])
+    wait_for(lambda: ollama_back(second), 180, f"{second} to serve its models again after podman start")
+
+
 def test_make_lab_again_changes_nothing(lab):
     again = make("lab")
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]

@@ -336,4 +336,6 @@ def test_the_tcp_deadlines_module_is_a_callback_the_role_installs_beside_the_con
                  "PMOVES_GATEWAY_TCP_USER_TIMEOUT_MS=", "PMOVES_GATEWAY_TCP_SYN_RETRIES="):
         assert name in env, name
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["pmoves_gateway_backend_tcp"]
-    assert set(defaults) == {"keepalive_idle", "keepalive_interval", "keepalive_count", "user_timeout_ms", "syn_retries"}
+    assert set(defaults) == {"keepalive_idle", "keepalive_interval", "keepalive_count", "user_timeout_ms", "syn_retries",
+                             "dns_cache_ttl"}
+    assert "AIOHTTP_TTL_DNS_CACHE=" in env and defaults["dns_cache_ttl"] <= 10  # a readdressed node is back in seconds
