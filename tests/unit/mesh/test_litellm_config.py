@@ -329,7 +329,7 @@ def test_the_tcp_deadlines_module_is_a_callback_the_role_installs_beside_the_con
               if (t.get("ansible.builtin.copy") or {}).get("src") == "{{ item }}"]
     assert len(copies) == 1 and copies[0]["ansible.builtin.copy"]["dest"].endswith("/{{ item }}"), copies
     for callback in callbacks:  # each module the config names is a file the role copies beside config.yaml
-        module = callback.split(".")[0] + ".py"
+        module = callback.split(".", maxsplit=1)[0] + ".py"
         assert (ROLE / "files" / module).is_file() and module in copies[0]["loop"], module
     env = (ROLE / "templates" / "litellm.env.j2").read_text()
     for name in ("AIOHTTP_SO_KEEPALIVE=True", "AIOHTTP_TCP_KEEPIDLE=", "AIOHTTP_TCP_KEEPINTVL=", "AIOHTTP_TCP_KEEPCNT=",
