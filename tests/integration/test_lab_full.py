@@ -36,8 +36,10 @@ pytestmark = [
 ]
 
 
-def sh(*args: str, check: bool = True, timeout: int = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout, check=check)
+def sh(*args: str, check: bool = True, timeout: int = 5400, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command in the repository (the seed labs' 23-host converge takes up to 90 min)."""
+    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout, check=check,
+                          env={**os.environ, **(env or {})})
 
 
 def make(target: str) -> subprocess.CompletedProcess:
@@ -94,6 +96,7 @@ class Lab:
 
 
 def served_by(answer: str) -> str:
+    """The Ollama test double names the node that generated an answer."""
     found = re.search(r"node=(\S+)", answer)
     assert found, f"not an answer of the Ollama test double: {answer!r}"
     return found.group(1)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_lab_full import served_by, sh, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FLEET = os.environ.get("PMOVES_LAB_SEED", "")
@@ -34,11 +35,6 @@ pytestmark = [
     pytest.mark.skipif(not FLEET, reason="set PMOVES_LAB_SEED=<fleet> (pmoves, gpu-mesh, ...; takes many minutes)"),
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed"),
 ]
-
-
-def sh(*args: str, check: bool = True, timeout: int = 5400, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), cwd=REPO, capture_output=True, text=True, timeout=timeout, check=check,
-                          env={**os.environ, **(env or {})})
 
 
 def make(target: str, **env: str) -> subprocess.CompletedProcess:
@@ -238,26 +234,6 @@ def test_a_listener_on_the_seeds_exact_subjects_hears_every_node(lab):
         assert set(heard.get(subject, [])) == set(lab.data["nodes"]), (subject, heard)
 
 
-def served_by(answer: str) -> str:
-    """The Ollama test double names the node that generated an answer."""
-    found = re.search(r"node=(\S+)", answer)
-    assert found, f"not an answer of the Ollama test double: {answer!r}"
-    return found.group(1)
-
-
-def wait_for(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (AssertionError, OSError) as error:
-            last = error
-        time.sleep(2)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}: {last}")
-
-
 def test_published_ports_stay_on_loopback_and_lab_json_follows_contract_4b(lab):
     """Contract 4b's lab.json for this fleet (relative paths, a 0600 key, one entry per inventory host with its
     container, class and the plan's models), and no lab container publishes a port on a non-loopback address."""
@@ -307,19 +283,19 @@ def test_a_stopped_replica_is_routed_around_and_used_again_when_back(lab):
                 assert served_by(answer(name)) != first, name
     finally:
         sh("podman", "start", nodes[first]["container"])
-    wait_for(lambda: ollama_back(first), 180, f"{first} to serve its models again after podman start")
+    wait_until(lambda: ollama_back(first), 180, f"{first} to serve its models again after podman start")
 
     sh("podman", "stop", "-t", "5", nodes[second]["container"])  # now only the restarted node holds `model`
     try:
         answers: list[str] = []
         try:
-            wait_for(lambda: answers.append(served_by(answer(model))) or answers[-1] == first, 120,
+            wait_until(lambda: answers.append(served_by(answer(model))) or answers[-1] == first, 120,
                      f"the gateway to use the restarted {first} again for {model}")
         except AssertionError as error:
             raise AssertionError(f"{error}; answered by: {answers}") from None
     finally:
         sh("podman", "start", nodes[second]["container"])
-    wait_for(lambda: ollama_back(second), 180, f"{second} to serve its models again after podman start")
+    wait_until(lambda: ollama_back(second), 180, f"{second} to serve its models again after podman start")
 
 
 def test_make_lab_again_changes_nothing(lab):
