@@ -352,6 +352,14 @@ def test_work_offers_claims_and_results_reach_the_exact_seed_subjects(nats_serve
     asyncio.run(scenario())
 
 
+def load_agent_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("pmoves_mesh_agent", AGENT)
+    agent_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent_module)
+    return agent_module
+
+
 class SlowHub:
     """A TCP path to the real nats-server that holds the server's answer to each CONNECT (what follows its INFO) for
     `delay` seconds: a hub busy verifying bcrypt passwords for a herd of reconnecting nodes answers that late."""
@@ -397,10 +405,7 @@ def test_a_node_gets_into_a_hub_that_answers_slower_than_nats_pys_default_connec
     """The agent's and relay's connect options (a long connect timeout, jittered reconnects) get a node into a hub
     that takes 4 s to answer; nats-py's defaults (2 s) never do (the homelab lab's 23 agents were locked out for
     8 minutes that way)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("pmoves_mesh_agent", AGENT)
-    agent_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agent_module)
+    agent_module = load_agent_module()
     upstream = int(nats_server["url"].rsplit(":", 1)[1])
 
     async def scenario():
@@ -423,12 +428,94 @@ def test_a_node_gets_into_a_hub_that_answers_slower_than_nats_pys_default_connec
     asyncio.run(scenario())
 
 
+class SilentPath:
+    """A TCP path to the real nats-server that can go silent: after `silence()` the connections open at that moment
+    carry nothing in either direction and are never closed (no FIN, no RST: a peer that roamed or slept, a dropped
+    conntrack entry); connections opened later pass again."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.server = None
+        self.generation = 0
+
+    async def _pipe(self, reader, writer, generation: int):
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                if generation == self.generation:  # a silenced connection swallows what it is given
+                    writer.write(data)
+                    await writer.drain()
+
+    async def _handle(self, client_reader, client_writer):
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        generation = self.generation
+        await asyncio.gather(self._pipe(client_reader, up_writer, generation),
+                             self._pipe(up_reader, client_writer, generation), return_exceptions=True)
+
+    def silence(self) -> None:
+        self.generation += 1
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+
+@pytest.mark.parametrize("keepalive", ["agent", "nats-py-default"])
+def test_a_node_whose_connection_goes_silent_reconnects_and_is_heard_again(nats_server, keepalive):
+    """The agent's connection to the hub stops carrying packets without being closed: with the agent's keepalive
+    (here scaled to 0.5 s pings) it notices, reconnects and its heartbeats reach listeners again within seconds;
+    with nats-py's defaults (a ping every 120 s) it keeps publishing into the dead socket and nobody hears it."""
+    agent_module = load_agent_module()
+    # the real settings: a silent connection is given up within 90 s (6 heartbeats), not nats-py's 6 minutes
+    assert agent_module.PING_INTERVAL_S * (agent_module.MAX_OUTSTANDING_PINGS + 1) <= 90
+    agent_module.PING_INTERVAL_S, agent_module.RECONNECT_WAIT_S = 0.5, (0.5, 1.0)
+    upstream = int(nats_server["url"].rsplit(":", 1)[1])
+    subject = f"{ANNOUNCE}.node-a"
+
+    async def scenario():
+        async with SilentPath(upstream) as path:
+            listener = await nats.connect(nats_server["url"], user="node-b", password=PASSWORDS["node-b"])
+            heard = asyncio.Queue()
+            await listener.subscribe(subject, cb=heard.put)
+            await listener.flush()
+            options = agent_module.reconnect_options()
+            if keepalive == "nats-py-default":
+                options = {k: v for k, v in options.items() if k not in ("ping_interval", "max_outstanding_pings")}
+            reconnected = asyncio.Event()
+
+            async def on_reconnected():
+                reconnected.set()
+
+            node = await nats.connect(f"nats://127.0.0.1:{path.port}", user="node-a", password=PASSWORDS["node-a"],
+                                      reconnected_cb=on_reconnected, **options)
+            try:
+                await node.publish(subject, b"before")
+                assert (await asyncio.wait_for(heard.get(), 5)).data == b"before"
+                path.silence()
+                got = []
+                deadline = time.monotonic() + 8  # about eight of the scaled heartbeats
+                while time.monotonic() < deadline and not got:
+                    await node.publish(subject, b"beat")  # the agent's heartbeat, every 1 s here
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        got.append(await asyncio.wait_for(heard.get(), 1.0))
+                return reconnected.is_set(), got
+            finally:
+                await node.close()
+                await listener.close()
+
+    reconnected, got = asyncio.run(scenario())
+    if keepalive == "agent":
+        assert reconnected and got and got[0].data == b"beat"
+    else:
+        assert not reconnected and not got
+
+
 def test_reconnects_are_spread_so_a_restarted_hub_is_not_hit_by_every_node_at_once():
-    import importlib.util
     import random
-    spec = importlib.util.spec_from_file_location("pmoves_mesh_agent", AGENT)
-    agent_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(agent_module)
+    agent_module = load_agent_module()
     waits = [agent_module.reconnect_options(random.Random(seed))["reconnect_time_wait"] for seed in range(23)]
     low, high = agent_module.RECONNECT_WAIT_S
     assert all(low <= w <= high for w in waits) and len(set(waits)) > 15, waits

@@ -67,13 +67,37 @@ LOG = logging.getLogger("pmoves-mesh-agent")
 # CONNECT_TIMEOUT_S, and reconnects are spread over RECONNECT_WAIT_S.
 CONNECT_TIMEOUT_S = 15
 RECONNECT_WAIT_S = (2.0, 6.0)
+# A connection that stops carrying packets without a FIN or RST (a WireGuard peer that roamed, a laptop that slept,
+# a NAT or conntrack entry dropped) leaves nats-py publishing into the socket until PING_INTERVAL_S *
+# (MAX_OUTSTANDING_PINGS + 1) passes unanswered: 80 s here, 6 minutes with nats-py's defaults (120 s, 2), during
+# which every heartbeat of the node is lost while the agent believes it is connected.
+PING_INTERVAL_S = 20
+MAX_OUTSTANDING_PINGS = 3
 
 
 def reconnect_options(rng: random.Random | None = None) -> dict[str, Any]:
-    """nats.connect options for a mesh client: retry forever, wait long for a busy hub, reconnect with jitter."""
+    """nats.connect options for a mesh client: retry forever, wait long for a busy hub, reconnect with jitter,
+    notice a silently dead connection within a few heartbeats."""
     low, high = RECONNECT_WAIT_S
     return {"connect_timeout": CONNECT_TIMEOUT_S, "max_reconnect_attempts": -1,
-            "reconnect_time_wait": round((rng or random).uniform(low, high), 2)}
+            "reconnect_time_wait": round((rng or random).uniform(low, high), 2),
+            "ping_interval": PING_INTERVAL_S, "max_outstanding_pings": MAX_OUTSTANDING_PINGS}
+
+
+async def connect(config: dict[str, Any], user: str, password: str | None, name: str) -> nats.NATS:
+    """The agent's and the relay's NATS connection; every loss and recovery lands in the journal."""
+    async def on_error(err: Exception) -> None:
+        LOG.warning("nats: %s", err)
+
+    async def on_disconnected() -> None:
+        LOG.warning("nats: disconnected from the hub; reconnecting (messages until then wait in memory)")
+
+    async def on_reconnected() -> None:
+        LOG.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "the hub")
+
+    nc = await nats.connect(servers=config["servers"], user=user, password=password, name=name, error_cb=on_error,
+                            disconnected_cb=on_disconnected, reconnected_cb=on_reconnected, **reconnect_options())
+    return nc
 
 
 def load_average() -> float:
@@ -174,13 +198,8 @@ class Agent:
         if not password and self.config.get("password_file"):
             with open(self.config["password_file"], encoding="utf-8") as handle:
                 password = handle.read().strip()
-
-        async def on_error(err: Exception) -> None:
-            LOG.warning("nats: %s", err)
-
-        self.nc = await nats.connect(servers=self.config["servers"], user=self.config.get("user", self.node_id),
-                                     password=password, name=f"pmoves-mesh-agent {self.node_id}",
-                                     error_cb=on_error, **reconnect_options())
+        self.nc = await connect(self.config, self.config.get("user", self.node_id), password,
+                                f"pmoves-mesh-agent {self.node_id}")
 
     async def on_claim(self, msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -314,12 +333,7 @@ class Relay:
         await self.nc.publish(detail, msg.data, headers={"Pmoves-Relayed-From": msg.subject})
 
     async def run(self) -> int:
-        async def on_error(err: Exception) -> None:
-            LOG.warning("nats: %s", err)
-
-        self.nc = await nats.connect(servers=self.config["servers"], user=self.config["user"],
-                                     password=self.config["password"], name="pmoves-mesh-relay",
-                                     error_cb=on_error, **reconnect_options())
+        self.nc = await connect(self.config, self.config["user"], self.config["password"], "pmoves-mesh-relay")
         for subject in self.subjects:
             await self.nc.subscribe(f"{subject}.*", cb=self.on_message)
         await self.nc.flush()
