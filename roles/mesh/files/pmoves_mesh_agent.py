@@ -90,7 +90,7 @@ async def connect(config: dict[str, Any], user: str, password: str | None, name:
         LOG.warning("nats: %s", err)
 
     async def on_disconnected() -> None:
-        LOG.warning("nats: disconnected from the hub; reconnecting (messages until then wait in memory)")
+        LOG.warning("nats: disconnected from the hub; reconnecting (what it publishes meanwhile waits in memory)")
 
     async def on_reconnected() -> None:
         LOG.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "the hub")
