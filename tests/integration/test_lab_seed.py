@@ -343,16 +343,6 @@ def test_make_lab_again_changes_nothing(lab):
     assert all(r["changed"] == 0 and r["failed"] == 0 for r in found.values()), (found, again.stdout[-6000:])
 
 
-def test_make_lab_down_removes_the_lab(lab):
-    if os.environ.get("PMOVES_LAB_KEEP") == "1":
-        pytest.skip("PMOVES_LAB_KEEP=1")
-    down = make("lab-down")
-    assert down.returncode == 0, down.stdout + down.stderr
-    names = sh("podman", "ps", "-a", "--format", "{{.Names}}").stdout.split()
-    assert not [n for n in names if n.startswith("pmoves-lab")]
-    assert not (REPO / ".cache" / "lab").exists()
-
-
 def test_seed_004_layout_gpu_override_and_assignments_under_config(lab):
     """Seed 004: `config/docker-compose.gpu-override.yml` and `config/gpu-assignments.yml` beside the compose file,
     every planned service pinned to a GPU index in both."""
@@ -420,3 +410,13 @@ def test_forge_nodes_get_their_profile_engines_hardware_api_and_overlays(lab):
     assert (k8s / "kustomization.yaml").is_file() and (k8s / "base" / "deployment.yaml").is_file()
     overlays = {p.name for p in (k8s / "overlays").iterdir() if (p / "kustomization.yaml").is_file()}
     assert overlays and overlays <= profiles, (overlays, profiles)
+
+
+def test_make_lab_down_removes_the_lab(lab):
+    if os.environ.get("PMOVES_LAB_KEEP") == "1":
+        pytest.skip("PMOVES_LAB_KEEP=1")
+    down = make("lab-down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    names = sh("podman", "ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert not [n for n in names if n.startswith("pmoves-lab")]
+    assert not (REPO / ".cache" / "lab").exists()
