@@ -327,7 +327,7 @@ def test_a_stopped_replica_is_routed_around_and_used_again_when_back(lab):
         answers: list[str] = []
         try:
             wait_until(lambda: answers.append(served_by(answer(model))) or answers[-1] == first, 120,
-                     f"the gateway to use the restarted {first} again for {model}")
+                       f"the gateway to use the restarted {first} again for {model}")
         except AssertionError as error:
             raise AssertionError(f"{error}; answered by: {answers}") from None
     finally:
