@@ -362,21 +362,27 @@ def load_agent_module():
 
 class SlowHub:
     """A TCP path to the real nats-server that holds the server's answer to each CONNECT (what follows its INFO) for
-    `delay` seconds: a hub busy verifying bcrypt passwords for a herd of reconnecting nodes answers that late."""
+    `delay` seconds: a hub busy verifying bcrypt passwords for a herd of reconnecting nodes answers that late.
 
-    def __init__(self, upstream_port: int, delay: float):
+    It can also go silent: after `silence()` the connections open at that moment carry nothing in either direction
+    and are never closed (no FIN, no RST: a peer that roamed or slept, a dropped conntrack entry); connections opened
+    later pass again."""
+
+    def __init__(self, upstream_port: int, delay: float = 0.0):
         self.upstream_port, self.delay = upstream_port, delay
         self.port = free_port()
         self.server = None
+        self.generation = 0
 
-    @staticmethod
-    async def _pipe(reader, writer, hold_after_first: float = 0.0):
+    async def _pipe(self, reader, writer, generation: int, hold_after_first: float = 0.0):
         try:
             first = True
             while True:
                 data = await reader.read(65536)
                 if not data:
                     break
+                if generation != self.generation:
+                    continue  # a silenced connection swallows what it is given
                 writer.write(data)
                 await writer.drain()
                 if first and hold_after_first:
@@ -389,9 +395,13 @@ class SlowHub:
 
     async def _handle(self, client_reader, client_writer):
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        generation = self.generation
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(self._pipe(client_reader, up_writer),
-                                 self._pipe(up_reader, client_writer, self.delay), return_exceptions=True)
+            await asyncio.gather(self._pipe(client_reader, up_writer, generation),
+                                 self._pipe(up_reader, client_writer, generation, self.delay), return_exceptions=True)
+
+    def silence(self) -> None:
+        self.generation += 1
 
     async def __aenter__(self):
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -428,41 +438,6 @@ def test_a_node_gets_into_a_hub_that_answers_slower_than_nats_pys_default_connec
     asyncio.run(scenario())
 
 
-class SilentPath:
-    """A TCP path to the real nats-server that can go silent: after `silence()` the connections open at that moment
-    carry nothing in either direction and are never closed (no FIN, no RST: a peer that roamed or slept, a dropped
-    conntrack entry); connections opened later pass again."""
-
-    def __init__(self, upstream_port: int):
-        self.upstream_port = upstream_port
-        self.port = free_port()
-        self.server = None
-        self.generation = 0
-
-    async def _pipe(self, reader, writer, generation: int):
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await reader.read(65536):
-                if generation == self.generation:  # a silenced connection swallows what it is given
-                    writer.write(data)
-                    await writer.drain()
-
-    async def _handle(self, client_reader, client_writer):
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        generation = self.generation
-        await asyncio.gather(self._pipe(client_reader, up_writer, generation),
-                             self._pipe(up_reader, client_writer, generation), return_exceptions=True)
-
-    def silence(self) -> None:
-        self.generation += 1
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-
-
 @pytest.mark.parametrize("keepalive", ["agent", "nats-py-default"])
 def test_a_node_whose_connection_goes_silent_reconnects_and_is_heard_again(nats_server, keepalive):
     """The agent's connection to the hub stops carrying packets without being closed: with the agent's keepalive
@@ -477,7 +452,7 @@ def test_a_node_whose_connection_goes_silent_reconnects_and_is_heard_again(nats_
     subject = f"{ANNOUNCE}.node-a"
 
     async def scenario():
-        async with SilentPath(upstream) as path:
+        async with SlowHub(upstream) as path:
             listener = await nats.connect(nats_server["url"], user="node-b", password=PASSWORDS["node-b"])
             heard = asyncio.Queue()
             await listener.subscribe(subject, cb=heard.put)
