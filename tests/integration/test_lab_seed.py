@@ -219,9 +219,10 @@ async def main(seconds, nodes, subjects):
 asyncio.run(main(float(sys.argv[1]), set(sys.argv[2].split(",")), sys.argv[3:]))
 """
 
-# What the hub and the unheard nodes say about the mesh when a listener missed them: the relay's counters, the
-# hub's connections (user, messages in, last activity), each unheard node's TCP state towards the hub (a send queue
-# that grows is a connection that went silent) and its agent's last journal lines.
+# What the hub and the unheard nodes say about the mesh when a listener missed them: the relay's counters and when
+# it last carried each node, the hub's connections (user, messages in, last activity), each unheard node's agent's
+# own view (SIGUSR1: connected, messages sent, bytes waiting, heartbeats), its TCP state towards the hub (a send
+# queue that grows is a connection that went silent) and its agent's last journal lines.
 HUB_CONNECTIONS = r"""
 import json, urllib.request
 data = json.load(urllib.request.urlopen("http://127.0.0.1:8222/connz?auth=1", timeout=10))
@@ -231,19 +232,34 @@ for c in data["connections"]:
 """
 
 
-def mesh_diagnostics(lab, hub: str, missing: set[str]) -> str:
+def mesh_diagnostics(lab, hub: str, missing: set[str]) -> tuple[str, str]:
+    """``(verdict, details)``: one line per unheard node (relay, hub and agent side by side), then everything."""
     def run(host: str, *argv: str) -> str:
         out = sh("podman", "exec", lab.data["nodes"][host]["container"], *argv, check=False, timeout=60)
         return (out.stdout + out.stderr).strip()
 
-    parts = [f"relay stats: {run(hub, 'cat', '/run/pmoves-mesh-relay/stats.json')}",
-             f"hub connections:\n{run(hub, 'python3', '-c', HUB_CONNECTIONS)}",
-             f"nats-server:\n{run(hub, 'journalctl', '-u', 'nats-server', '-n', '15', '--no-pager')}",
-             f"relay:\n{run(hub, 'journalctl', '-u', 'pmoves-mesh-relay', '-n', '15', '--no-pager')}"]
+    for host in missing:
+        run(host, "systemctl", "kill", "-s", "USR1", "pmoves-mesh-agent")
+    time.sleep(2)
+    raw_stats = run(hub, "cat", "/run/pmoves-mesh-relay/stats.json")
+    try:
+        stats = json.loads(raw_stats)
+    except ValueError:
+        stats = {}
+    connections = run(hub, "python3", "-c", HUB_CONNECTIONS)
+    verdicts, parts = [], [f"relay stats: {raw_stats}", f"hub connections:\n{connections}",
+                           f"nats-server:\n{run(hub, 'journalctl', '-u', 'nats-server', '-n', '15', '--no-pager')}",
+                           f"relay:\n{run(hub, 'journalctl', '-u', 'pmoves-mesh-relay', '-n', '15', '--no-pager')}"]
     for host in sorted(missing):
-        parts.append(f"{host} towards the hub:\n{run(host, 'ss', '-tno', 'dport', '=', ':4222')}\n"
-                     f"{run(host, 'journalctl', '-u', 'pmoves-mesh-agent', '-n', '15', '--no-pager')}")
-    return "\n".join(parts)
+        journal = run(host, "journalctl", "-u", "pmoves-mesh-agent", "-n", "15", "--no-pager", "-o", "cat")
+        state = next((line for line in reversed(journal.splitlines()) if "state: " in line), "no state logged")
+        seen = stats.get("last_seen", {}).get(host)
+        hub_side = [line for line in connections.splitlines() if line.split(" ", 1)[0] == host]
+        ago = "never" if seen is None else f"{stats.get('ts', 0) - seen:.0f} s ago"
+        verdicts.append(f"{host}: relay last carried it {ago}; "
+                        f"hub: {hub_side[0] if hub_side else 'no connection'}; agent {state.split('state: ')[-1]}")
+        parts.append(f"{host} towards the hub:\n{run(host, 'ss', '-tno', 'dport', '=', ':4222')}\n{journal}")
+    return " | ".join(verdicts), "\n".join(parts)
 
 
 def test_a_listener_on_the_seeds_exact_subjects_hears_every_node(lab):
@@ -267,7 +283,9 @@ def test_a_listener_on_the_seeds_exact_subjects_hears_every_node(lab):
     assert out.returncode == 0, out.stderr[-3000:]
     heard = json.loads(out.stdout)
     missing = {node for subject in subjects for node in nodes - set(heard[subject])}
-    assert not missing, (heard, mesh_diagnostics(lab, hub, missing))
+    if missing:
+        verdict, details = mesh_diagnostics(lab, hub, missing)
+        pytest.fail(f"unheard in 90 s: {verdict}\nheard: {heard}\n{details}\nunheard in 90 s: {verdict}")
     print(f"\nevery node heard on {', '.join(subjects)} within {time.monotonic() - started:.0f} s")
 
 

@@ -283,6 +283,8 @@ def test_a_subscriber_on_the_exact_seed_subjects_hears_every_node(nats_server, r
                 if msg.subject == ANNOUNCE:
                     assert {"node_id", "capabilities", "services", "load"} <= set(payload)  # seed 000's payload
                     assert msg.headers["Pmoves-Relayed-From"] == f"{ANNOUNCE}.{payload['node_id']}"
+            os.kill(agents["node-a"].pid, signal.SIGUSR1)  # the agent logs its view of the link
+            await asyncio.sleep(0.5)
             assert stop(agents["node-b"]) == 0
             _, offline = await next_on(queue, OFFLINE, timeout=10, node="node-b")
             assert offline["reason"] == "shutdown"
@@ -290,8 +292,14 @@ def test_a_subscriber_on_the_exact_seed_subjects_hears_every_node(nats_server, r
             for proc in agents.values():
                 stop(proc)
             await nc.close()
+        log = agents["node-a"].stdout.read().decode()
+        state = json.loads(next(line for line in log.splitlines() if line.startswith("INFO state: "))[12:])
+        assert state["connected"] and state["beats"] >= 1 and state["failed_beats"] == 0, state
+        assert state["out_msgs"] >= state["beats"] and state["flusher_running"], state
         stats = relay_stats(relay, lambda st: st["relayed"].get(ANNOUNCE, 0) >= 2)
         assert stats["relayed"][ANNOUNCE] >= 2 and stats["forged"] == {}
+        # when the relay last carried each node: the node that goes quiet stands out
+        assert set(stats["last_seen"]) == set(agents) and all(stats["ts"] - t < 60 for t in stats["last_seen"].values())
 
     asyncio.run(scenario())
 
@@ -324,6 +332,7 @@ def test_the_relay_drops_a_forged_announce_and_a_node_cannot_publish_on_the_exac
         stats = relay_stats(relay, lambda st: st["relayed"].get(ANNOUNCE))
         assert stats["forged"] == {ANNOUNCE: 1}
         assert stats["relayed"] == {ANNOUNCE: 1}
+        assert set(stats["last_seen"]) == {"node-a"}  # a forgery does not count as hearing a node
 
     asyncio.run(scenario())
 

@@ -23,7 +23,9 @@ its own token.
 and republishes each payload unchanged on the exact seed subject (``mesh.node.announce.v1``), the
 subject seed 000's listeners use, after checking that the payload's ``node_id`` is the node whose
 token the subject carries (a forgery is dropped and counted). Its user is the only one the server
-lets publish on the exact subjects. Counters go to ``--stats-file`` (JSON) and the journal.
+lets publish on the exact subjects. Counters, and when each node was last relayed (``last_seen``),
+go to ``--stats-file`` (JSON) and the journal. SIGUSR1 makes an agent log its view of its link
+(connected, messages sent, bytes still waiting, heartbeats sent and failed).
 
 Config: systemd hands it over as the credential ``--credential NAME`` (LoadCredential=, read from
 ``$CREDENTIALS_DIRECTORY``); where that directory is empty or unreadable (systemd in a container
@@ -166,6 +168,22 @@ def run_work(config: dict[str, Any], work: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown work kind {kind!r}")
 
 
+def agent_state(nc: Any, beats: int, failed: int, last_beat: float, now: float | None = None) -> dict[str, Any]:
+    """The agent's view of its link (SIGUSR1 logs it): connected or not, what nats-py sent and still holds."""
+    now = time.time() if now is None else now
+    state: dict[str, Any] = {"beats": beats, "failed_beats": failed,
+                             "last_beat_s_ago": round(now - last_beat, 1) if last_beat else None}
+    if nc is not None:
+        stats = getattr(nc, "stats", {}) or {}
+        state.update({"connected": bool(nc.is_connected), "reconnects": stats.get("reconnects", 0),
+                      "out_msgs": stats.get("out_msgs", 0), "in_msgs": stats.get("in_msgs", 0),
+                      "pending_bytes": getattr(nc, "pending_data_size", None),
+                      "pings_outstanding": getattr(nc, "_pings_outstanding", None)})
+        flusher = getattr(nc, "_flusher_task", None)
+        state["flusher_running"] = flusher is not None and not flusher.done()
+    return state
+
+
 async def in_thread(func: Any, *args: Any) -> Any:
     """asyncio.to_thread without its Python 3.9 requirement: the agent runs on the node's python3 (3.8 on JetPack 5)."""
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
@@ -180,6 +198,8 @@ class Agent:
         self.stopping = asyncio.Event()
         self.first_claim: dict[str, str] = {}  # work_id -> node_id of the first claim seen
         self.tasks: set[asyncio.Task] = set()
+        self.beats = self.failed_beats = 0
+        self.last_beat = 0.0
 
     def subject(self, base: str) -> str:
         return f"{base}.{self.token}"
@@ -233,15 +253,34 @@ class Agent:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def beat(self, base: str, payload: Any) -> None:
+        """One heartbeat message; a failure is logged and the next beat tries again (a heartbeat task that died on
+        one exception left a node silent on the mesh while its agent, still running, looked healthy)."""
+        try:
+            await self.publish(base, await payload() if callable(payload) else payload)
+            self.beats += 1
+            self.last_beat = time.time()
+        except Exception as err:  # any failure of one beat is logged, never fatal
+            self.failed_beats += 1
+            LOG.warning("heartbeat on %s failed (%d so far): %s: %s", self.subject(base), self.failed_beats,
+                        type(err).__name__, err)
+
+    async def gpu_payload(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "gpus": await in_thread(gpu_status), "load": load_average(), "ts": time.time()}
+
     async def heartbeat(self) -> None:
         interval = float(self.config.get("interval", 15))
         while not self.stopping.is_set():
-            await self.publish(GPU_STATUS, {"node_id": self.node_id, "gpus": await in_thread(gpu_status),
-                                            "load": load_average(), "ts": time.time()})
+            await self.beat(GPU_STATUS, self.gpu_payload)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
             if not self.stopping.is_set():
-                await self.publish(ANNOUNCE, self.announcement())
+                await self.beat(ANNOUNCE, self.announcement())
+
+    def log_state(self) -> None:
+        """SIGUSR1 (``systemctl kill -s USR1 pmoves-mesh-agent``): what the agent believes about its mesh link."""
+        LOG.info("state: %s", json.dumps(agent_state(self.nc, self.beats, self.failed_beats, self.last_beat),
+                                         sort_keys=True))
 
     async def run(self) -> int:
         await self.connect()
@@ -254,6 +293,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.log_state)
         beat = asyncio.create_task(self.heartbeat())
         await self.stopping.wait()
         beat.cancel()
@@ -302,12 +342,13 @@ class Relay:
         self.nodes = {str(k): str(v) for k, v in (config.get("nodes") or {}).items()}
         self.stats_file = stats_file
         self.counts: dict[str, dict[str, int]] = {"relayed": {}, "forged": {}, "malformed": {}}
+        self.last_seen: dict[str, float] = {}  # node id -> when the relay last relayed one of its messages
         self.nc: nats.NATS | None = None
         self.stopping = asyncio.Event()
 
     def stats(self) -> dict[str, Any]:
         return {**{kind: dict(sorted(per.items())) for kind, per in self.counts.items()},
-                "nodes": len(self.nodes), "ts": time.time()}
+                "last_seen": dict(sorted(self.last_seen.items())), "nodes": len(self.nodes), "ts": time.time()}
 
     def write_stats(self) -> None:
         if not self.stats_file:
@@ -330,6 +371,8 @@ class Relay:
             self.write_stats()
             return
         assert self.nc is not None
+        token = msg.subject.rpartition(".")[2]
+        self.last_seen[self.nodes.get(token, token)] = time.time()
         await self.nc.publish(detail, msg.data, headers={"Pmoves-Relayed-From": msg.subject})
 
     async def run(self) -> int:

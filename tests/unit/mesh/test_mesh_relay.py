@@ -87,3 +87,52 @@ def test_config_comes_from_the_credential_else_stdin(tmp_path, monkeypatch, conf
 def test_config_from_a_path_without_systemd(monkeypatch, config_file):
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     assert agent.load_config(None, str(config_file)) == {"node_id": "from-file"}
+
+
+class _FlakyConnection:
+    """Stands in for the NATS connection only where the agent hands it a message: the first ``failures`` publishes
+    raise as nats-py does when its buffer is full (the real client runs in tests/integration/test_mesh_nats.py)."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+        self.sent: list[str] = []
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("outbound buffer limit exceeded")
+        self.sent.append(subject)
+
+
+def test_a_failed_heartbeat_is_logged_and_the_next_one_still_goes_out(caplog):
+    import asyncio
+
+    node = agent.Agent({"node_id": "gpu-a", "interval": 0.01})
+    node.nc = _FlakyConnection(failures=2)
+
+    async def three_rounds():
+        task = asyncio.create_task(node.heartbeat())
+        while len(node.nc.sent) < 3 and not task.done():
+            await asyncio.sleep(0.01)
+        node.stopping.set()
+        await task
+
+    asyncio.run(asyncio.wait_for(three_rounds(), 10))
+    assert node.failed_beats == 2 and node.beats >= 3
+    assert node.nc.sent[:2] in (["mesh.gpu.status.v1.gpu-a", "mesh.node.announce.v1.gpu-a"],
+                                ["mesh.node.announce.v1.gpu-a", "mesh.gpu.status.v1.gpu-a"])
+    assert "heartbeat on mesh.gpu.status.v1.gpu-a failed (1 so far): RuntimeError" in caplog.text
+
+
+def test_the_agent_state_says_what_waits_and_when_it_last_beat():
+    class Link:
+        is_connected = True
+        pending_data_size = 120
+        _pings_outstanding = 1
+        stats = {"out_msgs": 40, "in_msgs": 3, "reconnects": 1}
+
+    state = agent.agent_state(Link(), beats=40, failed=0, last_beat=1000.0, now=1012.5)
+    assert state == {"beats": 40, "failed_beats": 0, "last_beat_s_ago": 12.5, "connected": True, "reconnects": 1,
+                     "out_msgs": 40, "in_msgs": 3, "pending_bytes": 120, "pings_outstanding": 1,
+                     "flusher_running": False}
+    assert agent.agent_state(None, 0, 0, 0.0)["last_beat_s_ago"] is None
