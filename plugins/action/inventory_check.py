@@ -11,6 +11,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.pmoves.fleet.plugins.module_utils.fleet_schema import HOST_VARS, PLANNER_VARS
 from ansible_collections.pmoves.fleet.plugins.module_utils.inventory_checks import (
+    WIREGUARD_VARS,
     check_inventory,
     format_errors,
 )
@@ -57,7 +58,7 @@ class ActionModule(ActionBase):
         return result
 
     def _declared_hardware(self, task_vars: dict[str, Any], hosts: list[str]) -> dict[str, dict[str, Any]]:
-        """Per host only pmoves_hardware and the schema's HOST_VARS: templating every host variable would be
+        """Per host only pmoves_hardware, the schema's HOST_VARS and the WireGuard topology: templating every host variable would be
         slow and may fail."""
         all_hostvars = task_vars.get("hostvars") or {}
         declared: dict[str, dict[str, Any]] = {}
@@ -65,7 +66,7 @@ class ActionModule(ActionBase):
             values: dict[str, Any] = {}
             try:
                 host_vars = all_hostvars[host]
-                for name in ("pmoves_hardware", *HOST_VARS):
+                for name in ("pmoves_hardware", *HOST_VARS, *WIREGUARD_VARS):
                     if name in host_vars and host_vars.get(name) is not None:
                         values[name] = host_vars.get(name)
             except (KeyError, AnsibleError):

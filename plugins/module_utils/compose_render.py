@@ -359,10 +359,21 @@ def gpu_type(hardware: Mapping[str, Any]) -> str:
     return _gpu_slug(str(first.get("name") or "gpu"))
 
 
-def _health(entry: Mapping[str, Any], timeout: int) -> dict[str, Any] | None:
-    """``x-pmoves-health`` of a service: HTTP when the catalog gives ``health``, else TCP on ``port``."""
+def probe_host(bind_address: str) -> str:
+    """Where the node itself reaches a port published on ``bind_address``: that address (a mesh address is only
+    there, not on loopback), loopback when it is published on every interface. IPv6 in brackets."""
+    host = bind_address or "127.0.0.1"
+    if host in ("0.0.0.0", "::", "[::]"):
+        return "127.0.0.1"
+    return f"[{host.strip('[]')}]" if ":" in host else host
+
+
+def _health(entry: Mapping[str, Any], timeout: int, bind_address: str = "127.0.0.1") -> dict[str, Any] | None:
+    """``x-pmoves-health`` of a service: HTTP when the catalog gives ``health``, else TCP on ``port``; a health
+    path or a bare port is probed where the port is published (``bind_address``)."""
     health = entry.get("health")
     port = entry.get("port")
+    host = probe_host(bind_address)
     if isinstance(health, Mapping):
         out = {k: health[k] for k in ("http", "tcp") if health.get(k)}
         if not out:
@@ -374,10 +385,10 @@ def _health(entry: Mapping[str, Any], timeout: int) -> dict[str, Any] | None:
         if url.startswith("/"):
             if not port:
                 raise RenderError(f"service {entry['name']!r}: health path {url!r} needs a port")
-            url = f"http://127.0.0.1:{port}{url}"
+            url = f"http://{host}:{port}{url}"
         return {"http": url, "timeout": timeout}
     if port:
-        return {"tcp": f"127.0.0.1:{port}", "timeout": timeout}
+        return {"tcp": f"{host}:{port}", "timeout": timeout}
     return None
 
 
@@ -489,7 +500,7 @@ def render_project(
         if local_deps:
             svc["depends_on"] = local_deps
         svc["labels"] = {"io.pmoves.node": host, "io.pmoves.service": name}
-        health = _health(entry, opts.health_timeout)
+        health = _health(entry, opts.health_timeout, opts.bind_address)
         if health:
             svc["x-pmoves-health"] = health
         services[name] = svc

@@ -228,6 +228,33 @@ def check_endpoints(hosts: list[str], classes: dict[str, str], hostvars: dict[st
     return errors
 
 
+# The wireguard role's inputs this check reads besides fleet_schema.HOST_VARS (not planner inputs: they stay out of
+# the plan's inputs digest).
+WIREGUARD_VARS = ("pmoves_wireguard_topology", "pmoves_wireguard_hub", "pmoves_wireguard_endpoint")
+
+
+def check_wireguard(hosts: list[str], hostvars: dict[str, dict[str, Any]]) -> list[str]:
+    """The topology is one the role renders and a hub topology's hub is a mesh member with an endpoint the spokes
+    dial (the role would otherwise stop in the WireGuard play, after the base play changed every host)."""
+    members = [h for h in hosts if (hostvars.get(h) or {}).get("pmoves_wireguard_enabled") is True]
+    errors = []
+    for host in members:
+        host_vars = hostvars.get(host) or {}
+        topology = host_vars.get("pmoves_wireguard_topology") or "mesh"
+        if topology not in ("mesh", "hub"):
+            errors.append(f"host {host}: pmoves_wireguard_topology must be mesh or hub, got {topology!r}")
+        if topology != "hub":
+            continue
+        hub = host_vars.get("pmoves_wireguard_hub")
+        if not hub or hub not in members:
+            errors.append(f"host {host}: pmoves_wireguard_topology is hub but pmoves_wireguard_hub ({hub!r}) is not a "
+                          f"host with pmoves_wireguard_enabled: true; name the exit node (seed 000: pmoves-vps-kvm2)")
+        elif not str((hostvars.get(hub) or {}).get("pmoves_wireguard_endpoint") or "").strip():
+            errors.append(f"host {hub}: it is the WireGuard hub of {host} but has no pmoves_wireguard_endpoint; set "
+                          "its public address:port (e.g. 203.0.113.7:51820) so the spokes can dial it")
+    return sorted(set(errors))
+
+
 def check_host_pins(hostvars: dict[str, dict[str, Any]], catalog: Any) -> list[str]:
     """Warnings for a host's own model list (pmoves_models_pin) naming a model the catalog lacks."""
     names = set()
@@ -280,6 +307,7 @@ def check_inventory(groups: dict[str, list[str]], hostvars: dict[str, dict[str, 
         result.errors.append(f"the gateway is enabled but the inventory has no host in group {GATEWAY_GROUP!r}; "
                              "add one (a CPU node such as the API VPS) or set pmoves_gateway_enabled: false")
     result.errors.extend(check_endpoints(hosts, result.classes, hostvars, groups, fleet, gateway_on))
+    result.errors.extend(check_wireguard(hosts, hostvars))
     for group in sorted(set(groups) - IMPLICIT_GROUPS - set(CLASS_GROUPS)):
         if group.endswith("_nodes"):
             result.warnings.append(f"group {group} looks like a node class but is not one of "

@@ -64,12 +64,18 @@ def _address(host: str, addresses: Mapping[str, str]) -> str:
 
 
 def service_urls(host: str, plan: Mapping[str, Any], catalog: Iterable[Mapping[str, Any]],
-                 addresses: Mapping[str, str]) -> dict[str, str]:
+                 addresses: Mapping[str, str], local_address: str = "127.0.0.1") -> dict[str, str]:
     """``<SERVICE>_URL`` for every planned service with a port.
 
-    The node itself when it runs the service (loopback), else the catalog's ``primary`` when the
+    The node itself when it runs the service (``local_address``: where its compose services publish their
+    ports - loopback, or its mesh address on a WireGuard fleet), else the catalog's ``primary`` when the
     plan placed it there, else the first node of the plan (sorted) that runs it.
     """
+    local = local_address or "127.0.0.1"
+    if local in ("0.0.0.0", "::", "[::]"):
+        local = "127.0.0.1"
+    elif ":" in local:
+        local = f"[{local.strip('[]')}]"
     placed: dict[str, list[str]] = {}
     for node_name in sorted(plan.get("nodes") or {}):
         for svc in plan["nodes"][node_name].get("services") or []:
@@ -81,7 +87,7 @@ def service_urls(host: str, plan: Mapping[str, Any], catalog: Iterable[Mapping[s
         if not port or not hosts:
             continue
         if host in hosts:
-            target = "127.0.0.1"
+            target = local
         elif entry.get("primary") in hosts:
             target = _address(entry["primary"], addresses)
         else:
@@ -101,6 +107,7 @@ def render_node_env(
     overrides: Mapping[str, Any] | None = None,
     nats_url: str | None = None,
     compose_profiles: Iterable[str] | None = None,
+    local_address: str = "127.0.0.1",
 ) -> dict[str, str]:
     """The node's environment as an ordered dict (sorted by name).
 
@@ -148,7 +155,7 @@ def render_node_env(
     client_url = node.get("ollama_client_url") or (node.get("ollama") or {}).get("client_url")
     if client_url:
         derived["OLLAMA_HOST"] = str(client_url)
-    derived.update(service_urls(host, plan, catalog, addresses))
+    derived.update(service_urls(host, plan, catalog, addresses, local_address))
     if compose_profiles is not None:
         derived["COMPOSE_PROFILES"] = ",".join(sorted(set(compose_profiles)))
 

@@ -10,7 +10,7 @@ set -euo pipefail
 
 BASE=${PMOVES_LAB_BASE_IMAGE:-localhost/pmoves-molecule:bookworm-systemd}
 IMAGE=${PMOVES_LAB_NODE_IMAGE:-localhost/pmoves-lab-node:bookworm-systemd}
-PACKAGES="podman podman-compose netavark aardvark-dns iptables fuse-overlayfs wireguard-go wireguard-tools"
+PACKAGES="podman podman-compose netavark aardvark-dns iptables fuse-overlayfs wireguard-go wireguard-tools nftables"
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 "$REPO/tests/images/build.sh" >/dev/null
 base_id=$(podman image inspect --format '{{.Id}}' "$BASE")

@@ -152,6 +152,12 @@ def test_every_placed_model_answers_by_plan_name_and_alias(lab):
     assert lab.post("/v1/chat/completions", {"model": sorted(placed)[0], "messages": []}, key="sk-wrong-x")[0] == 401
 
 
+def mesh_address(lab, host: str) -> str | None:
+    """The host's WireGuard address when the inventory puts it on the mesh (plan.json "wireguard")."""
+    wireguard = (lab.plan.get("fleet") or {}).get("wireguard") or {}
+    return wireguard.get("addresses", {}).get(host) if host in (wireguard.get("hosts") or []) else None
+
+
 def test_every_planned_service_runs_its_seed_image_and_answers_on_its_node(lab):
     catalog = {s["name"]: s for s in json.loads(sh(".venv/bin/ansible-inventory", "-i", INVENTORY, "--host",
                                                    sorted(lab.data["nodes"])[0]).stdout).get("pmoves_services", [])}
@@ -170,9 +176,11 @@ def test_every_planned_service_runs_its_seed_image_and_answers_on_its_node(lab):
                 wanted = re.sub(r"\\\{[a-z0-9_]+\\\}", "[^/:]+", re.escape(entry["image"].split("/")[-1]))
                 assert re.search(wanted + "$", running[name]["Image"]), (host, name, running[name]["Image"])
             if entry.get("port"):
+                # published on the node's mesh address when it is on WireGuard (seed 000), else on loopback
+                address = mesh_address(lab, host) or "127.0.0.1"
                 probe = sh("podman", "exec", node["container"], "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                           f"http://127.0.0.1:{entry['port']}/", check=False).stdout
-                assert probe == "200", (host, name, probe)
+                           f"http://{address}:{entry['port']}/", check=False).stdout
+                assert probe == "200", (host, name, address, probe)
             checked += 1
     assert checked, "no service was planned"
 
@@ -287,6 +295,39 @@ def test_a_listener_on_the_seeds_exact_subjects_hears_every_node(lab):
         verdict, details = mesh_diagnostics(lab, hub, missing)
         pytest.fail(f"unheard in 90 s: {verdict}\nheard: {heard}\n{details}\nunheard in 90 s: {verdict}")
     print(f"\nevery node heard on {', '.join(subjects)} within {time.monotonic() - started:.0f} s")
+
+
+def test_the_fleet_meshes_over_wireguard_where_the_inventory_puts_it(lab):
+    """Seed 000's WireGuard mesh (hub and spoke through the exit node, wireguard-go in the containers): every member
+    completed a handshake, a spoke reaches another spoke's Ollama through the hub, the gateway's node URLs are mesh
+    addresses and every agent's NATS connection arrives at the hub from its node's mesh address."""
+    wireguard = (lab.plan.get("fleet") or {}).get("wireguard") or {}
+    members = sorted(wireguard.get("hosts") or [])
+    if not members:
+        pytest.skip("this fleet runs no WireGuard mesh")
+    addresses = wireguard["addresses"]
+    nodes = lab.data["nodes"]
+
+    def on(host: str, *argv: str) -> str:
+        return sh("podman", "exec", nodes[host]["container"], *argv, check=False, timeout=60).stdout
+
+    for host in members:
+        handshakes = [line.split() for line in on(host, "wg", "show", "wg0", "latest-handshakes").splitlines()]
+        assert handshakes and all(int(ts) > 0 for _, ts in handshakes), (host, handshakes)
+    holders = [h for h in members if lab.plan["nodes"][h].get("models")]
+    for host in holders:
+        assert lab.plan["nodes"][host]["ollama"]["url"] == f"http://{addresses[host]}:11434", host
+    if len(holders) >= 2:  # spoke to spoke: only the hub forwards between them
+        first, second = holders[:2]
+        answer = on(first, "curl", "-s", "--max-time", "20", f"http://{addresses[second]}:11434/api/version")
+        assert "version" in answer, (first, second, answer)
+    hub = (lab.data["roles"]["nats_hub"] or [None])[0]
+    if hub in members:
+        connections = sh("podman", "exec", nodes[hub]["container"], "python3", "-c", HUB_CONNECTIONS).stdout
+        came_from = {line.split()[0]: line.split()[1] for line in connections.splitlines() if line.strip()}
+        for host in members:
+            if host != hub:
+                assert came_from.get(host) == addresses[host], (host, came_from.get(host), addresses[host])
 
 
 def test_published_ports_stay_on_loopback_and_lab_json_follows_contract_4b(lab):

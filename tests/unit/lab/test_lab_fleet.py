@@ -410,3 +410,22 @@ def test_the_seed_inventories_user_compose_files_get_stand_ins():
         found = lab_fleet.standins(lab_fleet.inventory_services(inventory) + users)
         for entry in users:
             assert entry["image"] in found, (fleet, entry)
+
+
+def test_the_overlay_keeps_the_inventorys_wireguard_and_routes_the_mesh_over_it(tmp_path):
+    """Seed 000 puts every host on WireGuard: the lab leaves it on; the agents dial the hub's mesh address and the
+    gateway uses the plan's (mesh) node URLs. Off the mesh, container names as before."""
+    def overlay(inventory, host):
+        lab_fleet.write_overlay(inventory, tmp_path / "overlay", str(tmp_path))
+        return json.loads((tmp_path / f"overlay/host_vars/{host}.yml").read_text(encoding="utf-8"))
+
+    plain = overlay(_inventory(), "a-gpu")
+    assert plain["pmoves_mesh_nats_url"] == "nats://b-vps:4222" and "pmoves_gateway_node_urls" in plain
+    meshed = _inventory()
+    for hostvars in meshed["_meta"]["hostvars"].values():
+        hostvars["pmoves_wireguard_enabled"] = True
+    for host in ("a-gpu", "b-vps"):
+        data = overlay(meshed, host)
+        assert "pmoves_wireguard_enabled" not in data and "pmoves_gateway_node_urls" not in data
+        assert data["pmoves_mesh_nats_url"] == "nats://{{ pmoves_fleet_plan.wireguard.addresses['b-vps'] }}:4222"
+    assert "pmoves_wireguard_enabled" not in lab_fleet.OVERLAY_KEYS  # the lab never turns the mesh off

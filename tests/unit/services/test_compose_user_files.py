@@ -279,3 +279,17 @@ def test_inconsistent_inputs_are_refused_before_anything_changes(tmp_path, kwarg
 
 def test_override_text_is_plain_yaml_of_the_rendered_mapping():
     assert yaml.safe_load(to_yaml(render(user(PROD)).gpu_override)) == render(user(PROD)).gpu_override
+
+
+@pytest.mark.parametrize(("bind", "probed"), [
+    ("127.0.0.1", "127.0.0.1"),
+    ("10.8.0.12", "10.8.0.12"),  # WireGuard: published on the mesh address only, probed there (not on loopback)
+    ("0.0.0.0", "127.0.0.1"),
+    ("fd00::12", "[fd00::12]"),
+])
+def test_the_health_gate_probes_where_the_port_is_published(bind, probed):
+    project = render_project("workstation", NODE, FLEET["catalog"], HARDWARE,
+                             options=RenderOptions(strategy="manual", bind_address=bind))
+    services = project.compose["services"]
+    assert services["ai-llm"]["ports"] == [f"{bind}:8091:8091"]
+    assert services["ai-llm"]["x-pmoves-health"]["http"] == f"http://{probed}:8091/health"

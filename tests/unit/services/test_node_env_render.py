@@ -20,6 +20,9 @@ def test_values_come_from_facts_and_plan_not_from_hand_typed_tables():
     assert env["TORCH_CUDA_ARCH_LIST"] == "12.0" and env["GPU_TYPE"] == "rtx-5090" and env["CUDA_VISIBLE_DEVICES"] == "0"
     assert env["WHISPER_URL"] == "http://10.8.0.11:8078"  # catalog primary (3090ti) holds it
     assert env["TTS_STUDIO_URL"] == "http://127.0.0.1:7860"  # this node runs it
+    # on the WireGuard mesh the node's compose services publish on its mesh address, not on loopback
+    assert env_for("pmoves-5090", local_address="10.8.0.12")["TTS_STUDIO_URL"] == "http://10.8.0.12:7860"
+    assert env_for("pmoves-5090", local_address="0.0.0.0")["TTS_STUDIO_URL"] == "http://127.0.0.1:7860"
     jetson = env_for("pmoves-jetson-1")
     assert (jetson["JETSON_JETPACK_VERSION"], jetson["L4T_VERSION"], jetson["OLLAMA_LLM_LIBRARY"]) == \
         ("6.2.1", "36.4.4", "cuda_jetpack6")

@@ -207,3 +207,27 @@ def test_every_error_is_reported_at_once():
 def test_strategies_match_the_planner():
     placement = pytest.importorskip("ansible_collections.pmoves.fleet.plugins.module_utils.placement")
     assert set(ic.STRATEGIES) == set(placement.STRATEGIES)
+
+
+def _meshed(**extra):
+    hostvars = {h: {"pmoves_wireguard_enabled": True, "pmoves_wireguard_topology": "hub",
+                    "pmoves_wireguard_hub": "vps"} for h in GOOD_GROUPS["all"]}
+    for host, values in extra.items():
+        hostvars[host].update(values)
+    return hostvars
+
+
+@pytest.mark.parametrize(("hostvars", "expected"), [
+    # seed 000's shape: hub and spoke through the exit node, which has a public endpoint
+    (_meshed(vps={"pmoves_wireguard_endpoint": "vps.example.net:51820"}), None),
+    (_meshed(), "host vps: it is the WireGuard hub of gpu-a but has no pmoves_wireguard_endpoint"),
+    (_meshed(vps={"pmoves_wireguard_enabled": False, "pmoves_wireguard_endpoint": "203.0.113.7:51820"}),
+     "host gpu-a: pmoves_wireguard_topology is hub but pmoves_wireguard_hub ('vps') is not a host with"),
+    (_meshed(jetson={"pmoves_wireguard_topology": "star"}), "host jetson: pmoves_wireguard_topology must be mesh or hub"),
+])
+def test_a_wireguard_hub_topology_needs_a_member_hub_with_an_endpoint(hostvars, expected):
+    result = run(hostvars=hostvars)
+    if expected is None:
+        assert result.ok, result.errors
+    else:
+        assert any(e.startswith(expected) for e in result.errors), result.errors
