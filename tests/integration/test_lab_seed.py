@@ -313,7 +313,7 @@ def test_the_fleet_meshes_over_wireguard_where_the_inventory_puts_it(lab):
 
     for host in members:
         handshakes = [line.split() for line in on(host, "wg", "show", "wg0", "latest-handshakes").splitlines()]
-        assert handshakes and all(int(ts) > 0 for _, ts in handshakes), (host, handshakes)
+        assert handshakes and all(int(pair[1]) > 0 for pair in handshakes), (host, handshakes)
     holders = [h for h in members if lab.plan["nodes"][h].get("models")]
     for host in holders:
         assert lab.plan["nodes"][host]["ollama"]["url"] == f"http://{addresses[host]}:11434", host
