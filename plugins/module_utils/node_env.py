@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import env_name, gpu_type
+from ansible_collections.pmoves.fleet.plugins.module_utils.compose_render import env_name, gpu_type, probe_host
 
 __all__ = [
     "DEFAULT_CLASS_ENV",
@@ -71,11 +71,7 @@ def service_urls(host: str, plan: Mapping[str, Any], catalog: Iterable[Mapping[s
     ports - loopback, or its mesh address on a WireGuard fleet), else the catalog's ``primary`` when the
     plan placed it there, else the first node of the plan (sorted) that runs it.
     """
-    local = local_address or "127.0.0.1"
-    if local in ("0.0.0.0", "::", "[::]"):
-        local = "127.0.0.1"
-    elif ":" in local:
-        local = f"[{local.strip('[]')}]"
+    local = probe_host(local_address)  # where compose published them: the same host its health gate probes
     placed: dict[str, list[str]] = {}
     for node_name in sorted(plan.get("nodes") or {}):
         for svc in plan["nodes"][node_name].get("services") or []:
