@@ -590,7 +590,7 @@ def overlay_host_vars(record: dict[str, Any], all_hosts: list[str], hub: str | N
     secrets = f"{repo}/.cache/lab/secrets"
     meshed = set(all_hosts) <= set(wireguard)
     out: dict[str, Any] = {
-        "ansible_connection": "containers.podman.podman",
+        "ansible_connection": "pmoves.fleet.lab_podman",  # podman exec with pipelining
         "ansible_host": record["container"],
         "ansible_python_interpreter": "/usr/bin/python3",
         "pmoves_hardware_sysroot": SYSROOT,
