@@ -377,13 +377,14 @@ class SlowHub:
     and are never closed (no FIN, no RST: a peer that roamed or slept, a dropped conntrack entry); connections opened
     later pass again."""
 
-    def __init__(self, upstream_port: int, delay: float = 0.0):
+    def __init__(self, upstream_port: int, delay: float = 0.0, pings_first: int = 0):
         self.upstream_port, self.delay = upstream_port, delay
+        self.pings_first = pings_first  # this many connections get the server's PING before its answer to CONNECT
         self.port = free_port()
         self.server = None
         self.generation = 0
 
-    async def _pipe(self, reader, writer, generation: int, hold_after_first: float = 0.0):
+    async def _pipe(self, reader, writer, generation: int, hold_after_first: float = 0.0, ping_second: bool = False):
         try:
             first = True
             while True:
@@ -392,6 +393,9 @@ class SlowHub:
                     break
                 if generation != self.generation:
                     continue  # a silenced connection swallows what it is given
+                if ping_second and not first:
+                    # what a hub slow on the CONNECT sends: its own first PING, then the PONG to the client's PING
+                    data, ping_second = b"PING\r\n" + data, False
                 writer.write(data)
                 await writer.drain()
                 if first and hold_after_first:
@@ -405,9 +409,11 @@ class SlowHub:
     async def _handle(self, client_reader, client_writer):
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         generation = self.generation
+        ping_second, self.pings_first = self.pings_first > 0, max(self.pings_first - 1, 0)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(self._pipe(client_reader, up_writer, generation),
-                                 self._pipe(up_reader, client_writer, generation, self.delay), return_exceptions=True)
+                                 self._pipe(up_reader, client_writer, generation, self.delay, ping_second),
+                                 return_exceptions=True)
 
     def silence(self) -> None:
         self.generation += 1
@@ -443,6 +449,39 @@ def test_a_node_gets_into_a_hub_that_answers_slower_than_nats_pys_default_connec
                 assert msg.data == b"in"
             finally:
                 await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_gets_in_when_a_busy_hub_pings_before_it_answers_the_connect(nats_server):
+    """A hub slow on the CONNECT (bcrypt under load) sends its own first PING before the PONG nats-py waits for:
+    nats.connect then returns a client stuck in CONNECTING (publishes never sent, flush() returns at once, no
+    reconnect; every node of the pmoves lab fell silent so under CI load). The agent's connect notices and connects
+    again; what it publishes then reaches a subscriber."""
+    agent_module = load_agent_module()
+    upstream = int(nats_server["url"].rsplit(":", 1)[1])
+
+    async def scenario():
+        async with SlowHub(upstream, pings_first=1) as hub:
+            url = f"nats://127.0.0.1:{hub.port}"
+            stuck = await nats.connect(url, user="node-a", password=PASSWORDS["node-a"],
+                                       **agent_module.reconnect_options())
+            try:
+                assert not stuck.is_connected and stuck.is_connecting  # nats-py 2.16 (requirements-agent.txt)
+            finally:
+                await stuck.close()
+            hub.pings_first = 1
+            watcher = await nats.connect(nats_server["url"], user=WATCHER.name, password=WATCHER.password)
+            sub = await watcher.subscribe(f"{agent_module.ANNOUNCE}.node-a")
+            nc = await agent_module.connect({"servers": [url]}, "node-a", PASSWORDS["node-a"], "agent node-a")
+            try:
+                assert nc.is_connected and hub.pings_first == 0  # its first connection was the stuck one
+                await nc.publish(f"{agent_module.ANNOUNCE}.node-a", b"heard")
+                msg = await sub.next_msg(timeout=10)
+                assert msg.data == b"heard"
+            finally:
+                await nc.close()
+                await watcher.close()
 
     asyncio.run(scenario())
 

@@ -97,9 +97,21 @@ async def connect(config: dict[str, Any], user: str, password: str | None, name:
     async def on_reconnected() -> None:
         LOG.info("nats: reconnected to %s", nc.connected_url.netloc if nc.connected_url else "the hub")
 
-    nc = await nats.connect(servers=config["servers"], user=user, password=password, name=name, error_cb=on_error,
-                            disconnected_cb=on_disconnected, reconnected_cb=on_reconnected, **reconnect_options())
-    return nc
+    while True:
+        nc = await nats.connect(servers=config["servers"], user=user, password=password, name=name,
+                                error_cb=on_error, disconnected_cb=on_disconnected, reconnected_cb=on_reconnected,
+                                **reconnect_options())
+        if nc.is_connected:
+            return nc
+        # nats-py (2.16) takes only a PONG as the answer to its first PING. A hub slow on the CONNECT (bcrypt under
+        # load: "Readloop processing time" of 4-7 s) sends its own first PING before that PONG; nats.connect then
+        # returns a client left in CONNECTING for good: nothing it publishes is sent, no ping, no reconnect, and
+        # flush() returns at once (every node of the pmoves lab was silent that way under CI load).
+        LOG.warning("nats: the hub's first answer was not the PONG nats-py waits for (a busy hub pinged first): "
+                    "the connection is unusable; connecting again")
+        with contextlib.suppress(Exception):
+            await nc.close()
+        await asyncio.sleep(random.uniform(*RECONNECT_WAIT_S))
 
 
 def load_average() -> float:
