@@ -18,8 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench_ssh_pipelining.py's image, task block (file, copy, template, stat, command, service) and command runner; run
+# as a script, benchmarks/ is on sys.path.
+from bench_ssh_pipelining import IMAGE, TASK_BLOCK, sh
+
 ROOT = Path(__file__).resolve().parent.parent
-IMAGE = "localhost/pmoves-molecule:bookworm-systemd"
 CONNECTIONS = {"stock": "containers.podman.podman", "lab_podman": "pmoves.fleet.lab_podman"}
 
 PLAYBOOK = """
@@ -29,40 +32,6 @@ PLAYBOOK = """
   tasks:
 {tasks}
 """
-TASK_BLOCK = """
-    - name: Dir {i}
-      ansible.builtin.file:
-        path: /opt/bench/{i}
-        state: directory
-        mode: "0755"
-    - name: Copy {i}
-      ansible.builtin.copy:
-        content: "bench {i}\\n"
-        dest: /opt/bench/{i}/file
-        mode: "0644"
-    - name: Template {i}
-      ansible.builtin.template:
-        src: bench.j2
-        dest: /opt/bench/{i}/conf
-        mode: "0644"
-    - name: Stat {i}
-      ansible.builtin.stat:
-        path: /opt/bench/{i}/conf
-    - name: Command {i}
-      ansible.builtin.command: cat /opt/bench/{i}/file
-      changed_when: false
-    - name: Service {i}
-      ansible.builtin.systemd_service:
-        name: systemd-journald
-        state: started
-"""
-
-
-def sh(*cmd, check=True):
-    p = subprocess.run(cmd, check=False, text=True, capture_output=True)
-    if check and p.returncode:
-        sys.exit(f"{cmd} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    return p
 
 
 def run_play(work: Path, names: list[str], connection: str) -> tuple[float, int, str]:
@@ -90,7 +59,8 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-conn-"))
     (work / "bench.j2").write_text("host={{ inventory_hostname }} py={{ ansible_python_version }}\n")
-    (work / "play.yml").write_text(PLAYBOOK.format(tasks="".join(TASK_BLOCK.format(i=i) for i in range(args.blocks))))
+    blocks = "".join(TASK_BLOCK.format(i=i, service="systemd-journald") for i in range(args.blocks))
+    (work / "play.yml").write_text(PLAYBOOK.format(tasks=blocks))
     names = [f"bench-conn-{os.getpid()}-{i}" for i in range(args.nodes)]
     results: dict[tuple[str, str], list[float]] = {}
     calls: dict[tuple[str, str], int] = {}

@@ -59,7 +59,7 @@ TASK_BLOCK = """
       changed_when: false
     - name: Service {i}
       ansible.builtin.systemd_service:
-        name: ssh
+        name: {service}
         state: started
 """
 
@@ -127,7 +127,7 @@ def main():
         print(f"requiretty in sudoers: {rtty.stdout.strip() or 'not set'} (root login, no become)")
         (work / "bench.j2").write_text("host={{ inventory_hostname }} py={{ ansible_python_version }}\n")
         (work / "play.yml").write_text(PLAYBOOK.format(
-            tasks="".join(TASK_BLOCK.format(i=i) for i in range(args.blocks))))
+            tasks="".join(TASK_BLOCK.format(i=i, service="ssh") for i in range(args.blocks))))
         ssh_inv = work / "ssh.ini"
         ssh_inv.write_text(
             f"[bench]\nb ansible_host=127.0.0.1 ansible_port={port} ansible_user=root "
