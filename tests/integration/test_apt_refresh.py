@@ -8,11 +8,13 @@ connection; skipped without podman or the locally built base image (tests/images
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,18 +33,26 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=check)
 
 
-@pytest.fixture(scope="module")
-def node():
+@contextlib.contextmanager
+def throwaway_node(prefix: str) -> Iterator[str]:
+    """A running container of the base image (`sleep infinity`) named `<prefix>-<random>`, removed afterwards (also
+    after a test stopped it); skips the test when the image is not built."""
     if sh("podman", "image", "exists", IMAGE, check=False).returncode:
         pytest.skip(f"{IMAGE} is not built (tests/images/build.sh)")
-    name = f"pmoves-apt-test-{uuid.uuid4().hex[:8]}"
-    sh("podman", "run", "-d", "--rm", "--name", name, IMAGE, "sleep", "infinity")
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    sh("podman", "run", "-d", "--name", name, IMAGE, "sleep", "infinity")
     try:
-        # Empty AND recent: the age rule would call these lists fresh.
-        sh("podman", "exec", name, "sh", "-c", "rm -rf /var/lib/apt/lists/*_Packages* && touch /var/lib/apt/lists")
         yield name
     finally:
         sh("podman", "rm", "-f", "-t", "0", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def node():
+    with throwaway_node("pmoves-apt-test") as name:
+        # Empty AND recent: the age rule would call these lists fresh.
+        sh("podman", "exec", name, "sh", "-c", "rm -rf /var/lib/apt/lists/*_Packages* && touch /var/lib/apt/lists")
+        yield name
 
 
 def ansible(tmp_path: Path, node: str, module: str, args: str) -> dict:

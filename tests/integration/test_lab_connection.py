@@ -12,14 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
+from test_apt_refresh import sh, throwaway_node
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
-IMAGE = "localhost/pmoves-molecule:bookworm"
 
 pytestmark = [
     pytest.mark.integration,
@@ -63,20 +62,10 @@ PLAY = """
 """
 
 
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=check)
-
-
 @pytest.fixture(scope="module")
 def node():
-    if sh("podman", "image", "exists", IMAGE, check=False).returncode:
-        pytest.skip(f"{IMAGE} is not built (tests/images/build.sh)")
-    name = f"pmoves-conn-test-{uuid.uuid4().hex[:8]}"
-    sh("podman", "run", "-d", "--name", name, IMAGE, "sleep", "infinity")
-    try:
+    with throwaway_node("pmoves-conn-test") as name:
         yield name
-    finally:
-        sh("podman", "rm", "-f", "-t", "0", name, check=False)
 
 
 def playbook(tmp_path: Path, node: str) -> subprocess.CompletedProcess:
